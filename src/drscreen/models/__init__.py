@@ -1,0 +1,31 @@
+"""Models: one registry, one output contract (``ModelOutput``), encoders and the papers' architectures."""
+
+from drscreen.models.base import DRModel, Encoder, ExplainLayers
+from drscreen.models.output import ModelOutput
+from drscreen.models.registry import (
+    create_encoder,
+    create_model,
+    list_encoders,
+    list_models,
+    load_checkpoint,
+    register_encoder,
+    register_model,
+)
+
+# Importing the packages runs every module's @register_encoder / @register_model.
+from drscreen.models import encoders as _encoders  # noqa: E402,F401
+from drscreen.models import architectures as _architectures  # noqa: E402,F401
+
+__all__ = [
+    "DRModel",
+    "Encoder",
+    "ExplainLayers",
+    "ModelOutput",
+    "create_encoder",
+    "create_model",
+    "list_encoders",
+    "list_models",
+    "load_checkpoint",
+    "register_encoder",
+    "register_model",
+]

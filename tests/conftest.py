@@ -1,0 +1,31 @@
+"""Shared test fixtures. Tests make their own images; real data is optional and skipped when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    """``$DRSCREEN_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("DRSCREEN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder; the test is skipped when it is not present."""
+    root = shared_data_root()
+    if not (root / "README.md").is_file():
+        pytest.skip(f"real data not found at {root}")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch() -> None:
+    """Seed torch before every test so random weights and inputs are reproducible."""
+    torch.manual_seed(0)
