@@ -5,4 +5,16 @@ from drscreen.registry import import_submodules
 
 import_submodules(__name__)
 
-__all__ = ["LOSSES", "create_loss", "list_losses", "register_loss"]
+from drscreen.losses.multitask import MULTITASK_PRESETS, MultiTaskLoss  # noqa: E402
+from drscreen.losses.targets import MISSING, TaskTargets  # noqa: E402
+
+__all__ = [
+    "LOSSES",
+    "MISSING",
+    "MULTITASK_PRESETS",
+    "MultiTaskLoss",
+    "TaskTargets",
+    "create_loss",
+    "list_losses",
+    "register_loss",
+]
