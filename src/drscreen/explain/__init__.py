@@ -1,0 +1,57 @@
+"""Explainability: CAM, Grad-CAM, Grad-CAM++ and GMSM saliency maps, their targets and overlays.
+
+Typical use::
+
+    method = create_saliency("gmsm", model)
+    maps = method(images, ReferableTarget())          # (B, S, S) in [0, 1]
+    originals = to_original_geometry(maps, geometries)  # one (H, W) map per photograph
+    picture = heatmap_overlay(photo, originals[0])
+"""
+
+from drscreen.explain.geometry import to_original_geometry
+from drscreen.explain.overlay import heatmap_overlay, mask_overlay, saliency_grid
+from drscreen.explain.saliency import (
+    CAM,
+    GMSM,
+    SALIENCY_METHODS,
+    CAMNotApplicableError,
+    GradCAM,
+    GradCAMPlusPlus,
+    SaliencyMethod,
+    create_saliency,
+    list_saliency_methods,
+)
+from drscreen.explain.targets import (
+    DMETarget,
+    DRGradeTarget,
+    LesionTarget,
+    ReferableTarget,
+    RegressionTarget,
+    Target,
+    TargetError,
+    default_target,
+)
+
+__all__ = [
+    "CAM",
+    "GMSM",
+    "SALIENCY_METHODS",
+    "CAMNotApplicableError",
+    "DMETarget",
+    "DRGradeTarget",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "LesionTarget",
+    "ReferableTarget",
+    "RegressionTarget",
+    "SaliencyMethod",
+    "Target",
+    "TargetError",
+    "create_saliency",
+    "default_target",
+    "heatmap_overlay",
+    "list_saliency_methods",
+    "mask_overlay",
+    "saliency_grid",
+    "to_original_geometry",
+]
