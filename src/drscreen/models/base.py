@@ -27,12 +27,16 @@ class Encoder(nn.Module):
     """A backbone returning a pyramid of feature maps, shallow to deep.
 
     Subclasses set ``out_channels`` and ``reductions`` (stride of each map relative to the
-    input, e.g. ``(2, 4, 8, 16, 32)``) and the ``normalization`` their weights expect.
+    input, e.g. ``(2, 4, 8, 16, 32)``), ``feature_modules`` (dotted name, relative to the
+    encoder, of the submodule whose output IS each map: a model holding the encoder as
+    ``self.encoder`` names ``f"encoder.{feature_modules[i]}"`` in its ``ExplainLayers``) and the
+    ``normalization`` their weights expect.
     ``forward(x)`` takes (B, 3, H, W) and returns a list of (B, out_channels[i], H/r_i, W/r_i).
     """
 
     out_channels: tuple[int, ...]
     reductions: tuple[int, ...]
+    feature_modules: tuple[str, ...]
     normalization: Normalization = IMAGENET
 
     def forward(self, x: Tensor) -> list[Tensor]:  # pragma: no cover - abstract

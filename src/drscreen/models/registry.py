@@ -1,4 +1,24 @@
-"""Model and encoder registries, ``create_model`` / ``create_encoder`` and checkpoint loading."""
+"""Model and encoder registries, ``create_model`` / ``create_encoder`` and checkpoint loading.
+
+Registration metadata convention (read by the contract tests and ``benchmarks/model_table.py``)::
+
+    @register_model(
+        "sunet",
+        paper="Authors, Title" or None,     # the paper the default config reproduces
+        description="one line",
+        tiny={"width": 4, ...},              # kwargs building a very small instance for CPU
+                                             # wiring tests (pretrained=False, tiny widths)
+        input_multiple=32,                   # optional: H and W must be multiples of this
+        min_input_size=128,                  # optional: smallest H and W the model accepts
+        lesion_reduction=1,                  # optional: lesion_logits are H/r x W/r (default 1)
+        no_grad_params=("name.prefix",),     # optional: parameters that legitimately get no
+                                             # gradient from a forward (keep empty if possible)
+    )
+    def sunet(**config) -> DRModel: ...
+
+The factory called with no arguments builds the default (paper) configuration.
+``@register_encoder(name, pretrained_offline=bool)`` marks encoders with offline weights.
+"""
 
 from __future__ import annotations
 
