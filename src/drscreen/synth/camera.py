@@ -1,7 +1,8 @@
 """Camera and acquisition effects applied to a rendered fundus (they never move a pixel).
 
 Order: white balance and gamma -> stray-light haze -> defocus blur -> sensor noise -> 8-bit
-quantisation -> optional JPEG round trip -> optional Ben Graham look. Masks are untouched, so
+quantisation -> optional JPEG round trip -> optional Ben Graham look (the preprocessing filter,
+drscreen.preprocess.ben_graham). Masks are untouched, so
 image and masks stay aligned.
 """
 
@@ -12,6 +13,7 @@ import math
 import cv2
 import numpy as np
 
+from drscreen.preprocess.enhance import ben_graham
 from drscreen.synth.anatomy import FundusGeometry
 from drscreen.synth.config import SynthConfig
 from drscreen.synth.fields import pixel_grid
@@ -42,7 +44,7 @@ def apply_camera(
     if rng.random() < config.jpeg_prob:
         result = jpeg_round_trip(result, quality)
     if config.ben_graham:
-        result = ben_graham(result, fov, geometry.fov_radius)
+        result = ben_graham(result, fov >= 0.5, radius=geometry.fov_radius)
     return result
 
 
@@ -67,14 +69,3 @@ def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return cv2.cvtColor(cv2.imdecode(buffer, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def ben_graham(image: np.ndarray, fov: np.ndarray, fov_radius: float) -> np.ndarray:
-    """Ben Graham's local-average subtraction: 4 I - 4 G(I, r/30) + 128, grey 128 outside the FOV.
-
-    ``image`` RGB uint8 (H, W, 3), ``fov`` weight (H, W) in [0, 1], ``fov_radius`` in px.
-    """
-    blurred = cv2.GaussianBlur(image, (0, 0), fov_radius / 30.0)
-    enhanced = cv2.addWeighted(image, 4.0, blurred, -4.0, 128.0).astype(np.float32)
-    enhanced = enhanced * fov[..., None] + 128.0 * (1.0 - fov[..., None])
-    return np.clip(enhanced + 0.5, 0, 255).astype(np.uint8)

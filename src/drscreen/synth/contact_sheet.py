@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from drscreen.grading import lesion_color
+from drscreen.explain.overlay import mask_overlay
 from drscreen.synth.generator import generate_fundus
 
 #: (seed, DR, DME) of the examples: every DR grade and every DME grade at least once.
@@ -24,18 +25,10 @@ OVERLAY_CODES: tuple[str, ...] = ("MA", "HE", "EX", "SE", "NV", "OD")
 
 
 def overlay_masks(image: np.ndarray, masks: dict[str, np.ndarray], codes: Sequence[str] = OVERLAY_CODES) -> np.ndarray:
-    """RGB uint8 (H, W, 3) copy of ``image`` with each mask's outline and a tint in its grading.py colour."""
-    out = image.copy()
-    for code in codes:
-        mask = masks.get(code)
-        if mask is None or not mask.any():
-            continue
-        color = np.array(lesion_color(code), np.float32)
-        if code != "OD":
-            out[mask] = (0.35 * out[mask] + 0.65 * color).astype(np.uint8)
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
-    return out
+    """RGB uint8 (H, W, 3) copy of ``image`` with each lesion tinted and every mask outlined in its colour."""
+    present = {code: masks[code] for code in codes if code in masks and masks[code].any()}
+    tinted = mask_overlay(image, {code: m for code, m in present.items() if code != "OD"}, alpha=0.65)
+    return mask_overlay(tinted, present, alpha=1.0, style="contour", thickness=1)
 
 
 _TEXT = {"fontFace": cv2.FONT_HERSHEY_SIMPLEX, "fontScale": 0.42, "color": (235, 235, 235), "lineType": cv2.LINE_AA}
