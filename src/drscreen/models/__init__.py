@@ -1,4 +1,7 @@
-"""Models: one registry, one output contract (``ModelOutput``), encoders and the papers' architectures."""
+"""Models: one registry, one output contract (``ModelOutput``), encoders, papers' architectures.
+
+See ``docs/models.md``.
+"""
 
 from drscreen.models.base import DRModel, Encoder, ExplainLayers
 from drscreen.models.output import ModelOutput

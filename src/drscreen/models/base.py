@@ -31,7 +31,8 @@ class Encoder(nn.Module):
     encoder, of the submodule whose output IS each map: a model holding the encoder as
     ``self.encoder`` names ``f"encoder.{feature_modules[i]}"`` in its ``ExplainLayers``) and the
     ``normalization`` their weights expect.
-    ``forward(x)`` takes (B, 3, H, W) and returns a list of (B, out_channels[i], H/r_i, W/r_i).
+    ``forward(x)`` takes (B, 3, H, W) (more channels where the encoder was built for them) and
+    returns a list of (B, out_channels[i], H/r_i, W/r_i).
     """
 
     out_channels: tuple[int, ...]

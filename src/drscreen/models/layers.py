@@ -1,12 +1,18 @@
-"""Small building blocks shared by the architectures."""
+"""Small building blocks shared by the encoders and the architectures."""
 
 from __future__ import annotations
 
-from torch import nn
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 
 class ConvBNReLU(nn.Sequential):
     """``Conv2d -> BatchNorm2d -> ReLU``, "same" padding: (B, C_in, H, W) -> (B, C_out, H/s, W/s).
+
+    The convolution has no bias (the batch norm's shift replaces it).
 
     Args:
         in_channels: input channels.
@@ -37,3 +43,26 @@ class ConvBNReLU(nn.Sequential):
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
+
+
+def resize(x: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear resize (``align_corners=False``): (B, C, h, w) -> (B, C, *size)."""
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def upsample_concat(x: Tensor, skip: Tensor) -> Tensor:
+    """The U-Net merge: ``x`` resized to ``skip``'s size, then ``[x; skip]`` along channels.
+
+    (B, C_x, h, w) and (B, C_s, H, W) -> (B, C_x + C_s, H, W).
+    """
+    return torch.cat([resize(x, skip.shape[-2:]), skip], dim=1)
+
+
+def ceil_size(size: Sequence[int], stride: int) -> tuple[int, int]:
+    """(H, W) of a map at ``stride`` relative to an (H, W) input, rounding up (odd sizes too)."""
+    return -(-size[-2] // stride), -(-size[-1] // stride)
+
+
+def scale_channels(channels: int, multiplier: float) -> int:
+    """``channels`` times a width ``multiplier``, rounded, at least 1."""
+    return max(1, round(channels * multiplier))

@@ -4,7 +4,8 @@ Registration metadata convention (read by the contract tests and ``benchmarks/mo
 
     @register_model(
         "sunet",
-        paper="Authors, Title" or None,     # the paper the default config reproduces
+        paper="Authors: Title (venue)",      # the paper the default config reproduces; None
+                                             # for drscreen's own models
         description="one line",
         tiny={"width": 4, ...},              # kwargs building a very small instance for CPU
                                              # wiring tests (pretrained=False, tiny widths)
@@ -16,7 +17,12 @@ Registration metadata convention (read by the contract tests and ``benchmarks/mo
     )
     def sunet(**config) -> DRModel: ...
 
-The factory called with no arguments builds the default (paper) configuration.
+The factory (a function or the model class itself) called with no arguments builds the default
+(paper) configuration. Every factory takes ``pretrained: bool = False`` (raising ``ValueError``
+through ``encoders.common.require_no_pretrained`` where no weights ship offline); a model built
+on a registered encoder takes its name as ``encoder=`` and that encoder's settings as
+``encoder_kwargs: dict | None``, passed to ``create_encoder``. ``tiny`` configs use
+``encoder="simple_cnn", encoder_kwargs={"widths": simple_cnn.TINY_WIDTHS}`` where they can.
 ``@register_encoder(name, pretrained_offline=bool)`` marks encoders with offline weights.
 """
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drscreen.grading import NUM_DME_GRADES, NUM_DR_GRADES, SEGMENTATION_CLASSES
@@ -30,7 +29,7 @@ from drscreen.models.encoders.efficientnet_lite import (
     EfficientNetLiteEncoder,
     efficientnet_lite_head,
 )
-from drscreen.models.layers import ConvBNReLU
+from drscreen.models.layers import ConvBNReLU, resize, upsample_concat
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import create_encoder, register_model
 
@@ -74,8 +73,7 @@ class LesionDecoder(nn.Module):
         """Pyramid (shallow to deep) -> (B, num_classes, h_0, w_0) at the shallowest map's size."""
         x = features[-1]
         for block, skip in zip(self.blocks, features[-2::-1]):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], dim=1))
+            x = block(upsample_concat(x, skip))
         return self.classifier(x)
 
 
@@ -86,13 +84,15 @@ class LesionDecoder(nn.Module):
         "drscreen's default: EfficientNet-Lite encoder (offline ImageNet weights), DR and DME "
         "heads on the pooled features, light U-Net decoder for MA/HE/EX/SE/OD maps"
     ),
-    tiny={"pretrained": False, "decoder_channels": (8, 8, 8, 8)},
+    tiny={"decoder_channels": (8, 8, 8, 8)},
 )
 class DRScreenNet(DRModel):
     """Encoder + DR head + optional DME head + optional lesion decoder (``drscreen_effnet``).
 
     Args:
         encoder: a registered encoder name (``list_encoders()``).
+        encoder_kwargs: extra settings of that encoder (e.g. ``{"widths": ...}`` for
+            ``simple_cnn``), passed to ``create_encoder``.
         pretrained: load the encoder's offline ImageNet weights (EfficientNet-Lite only).
         dme: build the DME head (else ``dme_logits`` is ``None``).
         lesions: build the lesion decoder (else ``lesion_logits`` is ``None``).
@@ -109,6 +109,8 @@ class DRScreenNet(DRModel):
     def __init__(
         self,
         encoder: str = "efficientnet_lite0",
+        *,
+        encoder_kwargs: dict[str, Any] | None = None,
         pretrained: bool = False,
         dme: bool = True,
         lesions: bool = True,
@@ -116,7 +118,9 @@ class DRScreenNet(DRModel):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        self.encoder: Encoder = create_encoder(encoder, pretrained=pretrained)
+        self.encoder: Encoder = create_encoder(
+            encoder, pretrained=pretrained, **(encoder_kwargs or {})
+        )
         self.normalization = self.encoder.normalization
         if isinstance(self.encoder, EfficientNetLiteEncoder):
             head = efficientnet_lite_head(self.encoder.variant, pretrained=pretrained)
@@ -146,12 +150,7 @@ class DRScreenNet(DRModel):
         pooled = self.dropout(embedding)
         lesion_logits = None
         if self.lesion_decoder is not None:
-            lesion_logits = F.interpolate(
-                self.lesion_decoder(features),
-                size=images.shape[-2:],
-                mode="bilinear",
-                align_corners=False,
-            )
+            lesion_logits = resize(self.lesion_decoder(features), images.shape[-2:])
         return ModelOutput(
             dr_logits=self.dr_head(pooled),
             dme_logits=self.dme_head(pooled) if self.dme_head is not None else None,

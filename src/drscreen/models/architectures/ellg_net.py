@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drscreen.models.base import DRModel, ExplainLayers
+from drscreen.models.encoders.common import require_no_pretrained
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import register_model
 
@@ -88,21 +89,40 @@ class Maxout(nn.Module):
         return x.unflatten(1, (-1, self.pool)).amax(dim=2)
 
 
+@register_model(
+    "o_o_net",
+    paper=_LIN,
+    description="Team o_O's Kaggle 2015 DR regression CNN (5x5 / 512-pixel configuration; "
+    "native input 448 x 448), the DR detection net and baseline of ELLG; outputs dr_score",
+    tiny={"width": 4, "dense_units": 16},
+    min_input_size=MIN_INPUT_SIZE,
+)
 class OONet(DRModel):
     """Team o_O's DR regression network (see the module docstring for the layer table).
+
+    Defaults are the published widths.
 
     Args:
         width: channels of the first conv; the blocks have 4, 8 and 16 times as many (o_O: 32).
         dense_units: units of each dense layer before its maxout (o_O: 1024).
         dropout: dropout probability before each dense layer (o_O: 0.5).
+        pretrained: must be ``False`` (no offline weights; load a checkpoint instead).
 
     ``forward`` returns ``dr_score`` (B,): the continuous severity, trained with a regression
     loss and rounded / thresholded to a grade. GMSM hooks ``block1`` (27 x 27 at 448) as the
     low layer and ``block3`` (6 x 6), the last map before the head, as the high layer.
     """
 
-    def __init__(self, width: int = 32, dense_units: int = 1024, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        dense_units: int = 1024,
+        dropout: float = 0.5,
+        *,
+        pretrained: bool = False,
+    ) -> None:
         super().__init__()
+        require_no_pretrained("o_o_net", pretrained, kind="model")
         if dense_units % 2:
             raise ValueError(f"dense_units must be even (maxout pairs), got {dense_units}")
         w = width
@@ -150,16 +170,3 @@ class OONet(DRModel):
         """(B, 3, H, W) -> ``ModelOutput(dr_score=(B,))``."""
         x = self.block3(self.block2(self.block1(images)))
         return ModelOutput(dr_score=self.head(x).squeeze(1))
-
-
-@register_model(
-    "o_o_net",
-    paper=_LIN,
-    description="Team o_O's Kaggle 2015 DR regression CNN (5x5 / 512-pixel configuration; "
-    "native input 448 x 448), the DR detection net and baseline of ELLG; outputs dr_score",
-    tiny={"width": 4, "dense_units": 16},
-    min_input_size=MIN_INPUT_SIZE,
-)
-def o_o_net(width: int = 32, dense_units: int = 1024, dropout: float = 0.5) -> OONet:
-    """Team o_O's network; defaults are the published widths."""
-    return OONet(width, dense_units, dropout)

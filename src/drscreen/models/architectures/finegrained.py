@@ -28,6 +28,7 @@ their 28 x 28); a finer common grid would need gigabytes of products per image a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 
 from drscreen.grading import NUM_DR_GRADES
 from drscreen.models.base import DRModel, ExplainLayers
+from drscreen.models.encoders.simple_cnn import TINY_WIDTHS
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import create_encoder, register_model
 
@@ -44,7 +46,7 @@ _TIAN = (
 )
 _YU = (
     "Yu, Zhao, Zheng, Zhang, You: Hierarchical bilinear pooling for fine-grained visual "
-    "recognition"
+    "recognition (ECCV 2018)"
 )
 
 #: Pyramid levels HBP combines (0-based indices of F1, F3, F5 in a 5-level pyramid).
@@ -128,11 +130,26 @@ class FPN(nn.Module):
         return [smooth(merged[i]) for smooth, i in zip(self.smooth, self.outputs)]
 
 
+@register_model(
+    "finegrained_hbp",
+    paper=_TIAN,
+    description="DenseNet-169 + FPN (DSOD-style) -> hierarchical bilinear pooling of F1, F3, F5 "
+    "-> DR logits; embedding = the normalised HBP vector (for SoftTriple). Any 5-level encoder",
+    tiny={
+        "encoder": "simple_cnn",
+        "encoder_kwargs": {"widths": TINY_WIDTHS},
+        "fpn_channels": 16,
+        "proj_dim": 32,
+    },
+)
 class FineGrainedHBP(DRModel):
     """Tian et al.'s grader: encoder + FPN -> HBP over F1, F3, F5 -> DR logits.
 
+    Defaults: the paper's backbone and HBP's d = 8192.
+
     Args:
         encoder: registered encoder name with a 5-level pyramid (paper: ``densenet169``).
+        encoder_kwargs: extra settings of that encoder, passed to ``create_encoder``.
         pretrained: load the encoder's offline weights (where it has them).
         fpn_channels: pyramid channels.
         proj_dim: HBP projection dimension d (Yu et al.: 8192).
@@ -145,12 +162,14 @@ class FineGrainedHBP(DRModel):
     def __init__(
         self,
         encoder: str = "densenet169",
+        *,
+        encoder_kwargs: dict[str, Any] | None = None,
         pretrained: bool = False,
         fpn_channels: int = 256,
         proj_dim: int = 8192,
     ) -> None:
         super().__init__()
-        self.encoder = create_encoder(encoder, pretrained=pretrained)
+        self.encoder = create_encoder(encoder, pretrained=pretrained, **(encoder_kwargs or {}))
         if len(self.encoder.out_channels) != 5:
             raise ValueError(
                 f"encoder {encoder!r} gives {len(self.encoder.out_channels)} levels; HBP over "
@@ -171,15 +190,23 @@ class FineGrainedHBP(DRModel):
         return ModelOutput(dr_logits=logits, embedding=z)
 
 
+@register_model(
+    "vgg16_hbp",
+    paper=_YU,
+    description="HBP over VGG-16 relu5_1/5_2/5_3 -> DR logits: the HBP baseline of Tian et al.; "
+    "embedding = the normalised HBP vector",
+    tiny={"encoder_kwargs": {"width": 1 / 8}, "proj_dim": 32},
+)
 class VGG16HBP(DRModel):
     """Yu et al.'s HBP on VGG-16's relu5_1, relu5_2, relu5_3 (stride 16): Tian et al.'s baseline.
 
     The three taps, the last three ReLUs of the registered ``vgg16`` encoder's ``features``,
     are read while running those layers, so weights and checkpoints follow the encoder's
     conventions; the encoder's own forward returns one map per stage and would hide relu5_1
-    and relu5_2.
+    and relu5_2. Defaults: VGG-16 and d = 8192, as Yu et al.
 
     Args:
+        encoder_kwargs: settings of the ``vgg16`` encoder (e.g. ``{"width": 0.5}``).
         pretrained: load the encoder's offline weights (where it has them).
         proj_dim: HBP projection dimension d (Yu et al.: 8192).
 
@@ -187,9 +214,15 @@ class VGG16HBP(DRModel):
     and relu4_3 (low, stride 8).
     """
 
-    def __init__(self, pretrained: bool = False, proj_dim: int = 8192) -> None:
+    def __init__(
+        self,
+        *,
+        encoder_kwargs: dict[str, Any] | None = None,
+        pretrained: bool = False,
+        proj_dim: int = 8192,
+    ) -> None:
         super().__init__()
-        self.encoder = create_encoder("vgg16", pretrained=pretrained)
+        self.encoder = create_encoder("vgg16", pretrained=pretrained, **(encoder_kwargs or {}))
         relus = [i for i, layer in enumerate(self.encoder.features) if isinstance(layer, nn.ReLU)]
         self.taps = tuple(relus[-3:])  # relu5_1, relu5_2, relu5_3
         self.normalization = self.encoder.normalization
@@ -207,32 +240,3 @@ class VGG16HBP(DRModel):
                 taps.append(x)
         logits, z = self.hbp(*taps)
         return ModelOutput(dr_logits=logits, embedding=z)
-
-
-@register_model(
-    "finegrained_hbp",
-    paper=_TIAN,
-    description="DenseNet-169 + FPN (DSOD-style) -> hierarchical bilinear pooling of F1, F3, F5 "
-    "-> DR logits; embedding = the normalised HBP vector (for SoftTriple). Any 5-level encoder",
-    tiny={"fpn_channels": 16, "proj_dim": 32},
-)
-def finegrained_hbp(
-    encoder: str = "densenet169",
-    pretrained: bool = False,
-    fpn_channels: int = 256,
-    proj_dim: int = 8192,
-) -> FineGrainedHBP:
-    """Tian et al.'s fine-grained grader (defaults: the paper's backbone, HBP's d = 8192)."""
-    return FineGrainedHBP(encoder, pretrained, fpn_channels, proj_dim)
-
-
-@register_model(
-    "vgg16_hbp",
-    paper=_YU,
-    description="HBP over VGG-16 relu5_1/5_2/5_3 -> DR logits: the HBP baseline of Tian et al.; "
-    "embedding = the normalised HBP vector",
-    tiny={"proj_dim": 32},
-)
-def vgg16_hbp(pretrained: bool = False, proj_dim: int = 8192) -> VGG16HBP:
-    """Yu et al.'s HBP on VGG-16 (d = 8192 by default)."""
-    return VGG16HBP(pretrained, proj_dim)

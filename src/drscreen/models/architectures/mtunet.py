@@ -21,7 +21,7 @@ The grading head is global max pooling followed by one dense layer in every vari
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,73 +29,24 @@ from torch import Tensor, nn
 
 from drscreen.grading import NUM_DR_GRADES, SEGMENTATION_CLASSES
 from drscreen.models.base import DRModel, Encoder, ExplainLayers
-from drscreen.models.layers import ConvBNReLU
+from drscreen.models.encoders.vgg import VGG16_BLOCKS
+from drscreen.models.layers import ConvBNReLU, ceil_size
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import create_encoder, register_model
 
-#: VGG-16's conv widths, one tuple per block (each block ends in a max-pool).
-VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (
-    (64, 64),
-    (128, 128),
-    (256, 256, 256),
-    (512, 512, 512),
-    (512, 512, 512),
-)
 VARIANTS: tuple[str, ...] = ("A", "B", "C")
-#: Encoders ``width != 1`` can slim down (MTUnet then builds its own copy) -> with batch norm?
-_SCALABLE_ENCODERS: dict[str, bool] = {"vgg16": False, "vgg16_bn": True}
+#: The encoders MTUnet's ``width`` can scale.
+VGG_ENCODERS: tuple[str, ...] = ("vgg16", "vgg16_bn")
 
 
 def vgg_conv(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Module:
-    """3x3 "same" conv + ReLU as in VGG (with BN in between when ``batch_norm``)."""
+    """A decoder conv: (B, C_in, H, W) -> (B, C_out, H, W).
+
+    3x3 "same" conv (with bias) + ReLU as in VGG, or ``ConvBNReLU`` when ``batch_norm``.
+    """
     if batch_norm:
         return ConvBNReLU(in_channels, out_channels)
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True))
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
-
-
-class ScaledVGG16Encoder(Encoder):
-    """VGG-16's 13 conv layers with every width multiplied by ``width`` and any input channels.
-
-    Returns the 5 maps in front of VGG-16's max-pools, like the registered ``vgg16`` encoder:
-    reductions (1, 2, 4, 8, 16), channels ``width`` x (64, 128, 256, 512, 512). Used for
-    slimmed MTUnets (tests, small GPUs) and for variant B's grading network, whose input has
-    more than 3 channels.
-
-    Args:
-        width: channel multiplier.
-        in_channels: input channels.
-        batch_norm: BN after every conv (the ``vgg16_bn`` flavour).
-    """
-
-    reductions = (1, 2, 4, 8, 16)
-
-    def __init__(
-        self, width: float = 1.0, *, in_channels: int = 3, batch_norm: bool = False
-    ) -> None:
-        super().__init__()
-        blocks = []
-        for widths in VGG16_BLOCKS:
-            layers = []
-            for channels in widths:
-                layers.append(vgg_conv(in_channels, _scaled(channels, width), batch_norm))
-                in_channels = _scaled(channels, width)
-            blocks.append(nn.Sequential(*layers))
-        self.pool = nn.MaxPool2d(2)
-        self.blocks = nn.ModuleList(blocks)
-        self.out_channels = tuple(_scaled(widths[-1], width) for widths in VGG16_BLOCKS)
-        self.feature_modules = tuple(f"blocks.{i}" for i in range(len(blocks)))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        """(B, in_channels, H, W) -> 5 maps (B, out_channels[i], H / r_i, W / r_i)."""
-        maps = []
-        for i, block in enumerate(self.blocks):
-            x = block(x if i == 0 else self.pool(x))
-            maps.append(x)
-        return maps
 
 
 class DecoderStage(nn.Module):
@@ -120,6 +71,7 @@ class DecoderStage(nn.Module):
         self.convs = nn.Sequential(*(vgg_conv(c, out_channels, batch_norm) for c in conv_inputs))
 
     def forward(self, x: Tensor, skip: Tensor | None, size: Sequence[int]) -> Tensor:
+        """(B, C_in, h, w), optional skip (B, C_skip, *size) -> (B, out_channels, *size)."""
         x = self.up(x)
         x = F.pad(x, (0, size[-1] - x.shape[-1], 0, size[-2] - x.shape[-2]))
         return self.convs(x if skip is None else torch.cat([x, skip], dim=1))
@@ -168,8 +120,7 @@ class MirroredVGGDecoder(nn.Module):
         x = self.pool(features[-1])
         skips: list[Tensor | None] = [*reversed(features), *([None] * self.num_skipless)]
         sizes = [tuple(f.shape[-2:]) for f in reversed(features)]
-        for k in reversed(range(self.num_skipless)):
-            sizes.append((-(-size[-2] // 2**k), -(-size[-1] // 2**k)))
+        sizes += [ceil_size(size, 2**k) for k in reversed(range(self.num_skipless))]
         for stage, skip, target in zip(self.stages, skips, sizes):
             x = stage(x, skip, target)
         return x
@@ -210,13 +161,18 @@ class MTUnet(DRModel):
           red-lesion detection).
 
     Args:
-        encoder: registered encoder name (paper: ``"vgg16"``); any 5-level encoder works.
+        encoder: registered encoder name (paper: ``"vgg16"``); any 5-level encoder whose
+            strides double works.
+        encoder_kwargs: extra settings of that encoder, passed to ``create_encoder`` (the VGG
+            width is ``width``, not an entry here).
         pretrained: passed to the encoder.
         variant: ``"A"``, ``"B"`` or ``"C"``.
         lesion_classes: lesion codes after the background channel.
-        width: channel multiplier; values other than 1 need ``encoder`` ``"vgg16"`` or
-            ``"vgg16_bn"`` and make MTUnet build a ``ScaledVGG16Encoder`` (random init).
-        batch_norm: BN in the layers MTUnet builds itself (decoder, variant B's grader).
+        width: channel multiplier of the VGG-16s: the encoder's ``width`` (values other than 1
+            need ``encoder`` ``"vgg16"`` or ``"vgg16_bn"``) and variant B's grader's. The
+            decoder follows the encoder's channels.
+        batch_norm: BN in the layers MTUnet builds itself (decoder; variant B's grader is then
+            ``vgg16_bn``, else ``vgg16``).
     """
 
     lesion_activation = "softmax"
@@ -225,6 +181,7 @@ class MTUnet(DRModel):
         self,
         encoder: str = "vgg16",
         *,
+        encoder_kwargs: dict[str, Any] | None = None,
         pretrained: bool = False,
         variant: Literal["A", "B", "C"] = "C",
         lesion_classes: Sequence[str] = SEGMENTATION_CLASSES,
@@ -236,7 +193,7 @@ class MTUnet(DRModel):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
         self.lesion_classes = tuple(lesion_classes)
-        self.encoder = _build_encoder(encoder, pretrained, width)
+        self.encoder = _build_encoder(encoder, encoder_kwargs, pretrained, width)
         self.normalization = self.encoder.normalization
         self.decoder = MirroredVGGDecoder(
             self.encoder.out_channels, self.encoder.reductions, batch_norm=batch_norm
@@ -244,7 +201,7 @@ class MTUnet(DRModel):
         num_outputs = len(self.lesion_classes) + 1
         self.segmentation_head = nn.Conv2d(self.decoder.out_channels, num_outputs, kernel_size=1)
         encoder_maps = self.encoder.feature_modules
-        self.grader: ScaledVGG16Encoder | None = None
+        self.grader: Encoder | None = None
         if variant == "A":
             grading_channels = self.decoder.out_channels
             last_stage = len(self.decoder.stages) - 1
@@ -252,9 +209,8 @@ class MTUnet(DRModel):
                 low=f"encoder.{encoder_maps[0]}", high=f"decoder.stages.{last_stage}"
             )
         elif variant == "B":
-            self.grader = ScaledVGG16Encoder(
-                width, in_channels=3 + num_outputs, batch_norm=batch_norm
-            )
+            grader = "vgg16_bn" if batch_norm else "vgg16"
+            self.grader = create_encoder(grader, width=width, in_channels=3 + num_outputs)
             grading_channels = self.grader.out_channels[-1]
             grader_maps = self.grader.feature_modules
             self.explain_layers = ExplainLayers(
@@ -285,12 +241,15 @@ class MTUnet(DRModel):
         )
 
 
-def _build_encoder(name: str, pretrained: bool, width: float) -> Encoder:
-    """The registered encoder ``name``, or a ``ScaledVGG16Encoder`` when ``width != 1``."""
-    if width == 1:
-        return create_encoder(name, pretrained=pretrained)
-    if name not in _SCALABLE_ENCODERS:
-        raise ValueError(f"width != 1 needs encoder in {tuple(_SCALABLE_ENCODERS)}, got {name!r}")
-    if pretrained:
-        raise ValueError("a width-scaled VGG-16 has no pretrained weights; pass pretrained=False")
-    return ScaledVGG16Encoder(width, batch_norm=_SCALABLE_ENCODERS[name])
+def _build_encoder(
+    name: str, encoder_kwargs: dict[str, Any] | None, pretrained: bool, width: float
+) -> Encoder:
+    """The registered encoder ``name`` with ``encoder_kwargs``, VGG ones scaled by ``width``."""
+    config = dict(encoder_kwargs or {})
+    if "width" in config:
+        raise ValueError("set MTUnet's width=, not encoder_kwargs['width'] (it sizes the grader)")
+    if name in VGG_ENCODERS:
+        config["width"] = width
+    elif width != 1:
+        raise ValueError(f"width != 1 needs encoder in {VGG_ENCODERS}, got {name!r}")
+    return create_encoder(name, pretrained=pretrained, **config)

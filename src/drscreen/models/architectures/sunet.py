@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drscreen.grading import NUM_DME_GRADES, NUM_DR_GRADES, SEGMENTATION_LESIONS
-from drscreen.models.base import DRModel, Encoder, ExplainLayers
-from drscreen.models.layers import ConvBNReLU
+from drscreen.models.base import DRModel, ExplainLayers
+from drscreen.models.encoders.common import encoder_stages
+from drscreen.models.encoders.simple_cnn import TINY_WIDTHS
+from drscreen.models.layers import ConvBNReLU, ceil_size, resize
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import create_encoder, register_model
 
@@ -163,9 +164,7 @@ class LesionRegularizer(nn.Module):
         """(B, C, h, w) -> (B, num_outputs, *out_size) logits."""
         n = len(self.stages)
         for i, stage in enumerate(self.stages):
-            k = 2 ** (n - 1 - i)
-            size = (-(-out_size[0] // k), -(-out_size[1] // k))
-            lesion = stage(F.interpolate(lesion, size=size, mode="bilinear", align_corners=False))
+            lesion = stage(resize(lesion, ceil_size(out_size, 2 ** (n - 1 - i))))
         return self.classifier(lesion)
 
 
@@ -179,6 +178,7 @@ class LesionRegularizer(nn.Module):
     ),
     tiny={
         "encoder": "simple_cnn",
+        "encoder_kwargs": {"widths": TINY_WIDTHS},
         "num_blend_steps": 2,
         "blend_channels": 16,
         "head_channels": 16,
@@ -212,6 +212,7 @@ class SUNet(DRModel):
 
     Args:
         encoder: registered encoder name; its deepest map is ``M_0`` (paper: ResNet-34).
+        encoder_kwargs: extra settings of that encoder, passed to ``create_encoder``.
         pretrained: passed to the encoder.
         tasks: subset of ``("dr", "dme")`` graded (the paper's DR / DME / DR+DME ablations);
             a single name such as ``"dr"`` is accepted.
@@ -231,6 +232,7 @@ class SUNet(DRModel):
         self,
         encoder: str = "resnet34",
         *,
+        encoder_kwargs: dict[str, Any] | None = None,
         pretrained: bool = False,
         tasks: Sequence[str] = TASKS,
         lesion_regularizer: bool = True,
@@ -243,7 +245,7 @@ class SUNet(DRModel):
     ) -> None:
         super().__init__()
         self.tasks = _check_tasks(tasks)
-        self.encoder = create_encoder(encoder, pretrained=pretrained)
+        self.encoder = create_encoder(encoder, pretrained=pretrained, **(encoder_kwargs or {}))
         self.normalization = self.encoder.normalization
         self.blend = FeatureBlendingBlock(
             self.encoder.out_channels[-1],
@@ -275,9 +277,7 @@ class SUNet(DRModel):
         lesion, d = self.blend(self.encoder(images)[-1])
         lesion_logits = None
         if self.lr_net is not None and lesion is not None:
-            h, w = images.shape[-2:]
-            s = self.lesion_stride
-            lesion_logits = self.lr_net(lesion, (-(-h // s), -(-w // s)))
+            lesion_logits = self.lr_net(lesion, ceil_size(images.shape[-2:], self.lesion_stride))
         return ModelOutput(
             dr_logits=self.dr_head(d) if self.dr_head is not None else None,
             dme_logits=self.dme_head(d) if self.dme_head is not None else None,
@@ -307,41 +307,6 @@ def _num_upsamples(reduction: int, stride: int) -> int:
     return ratio.bit_length() - 1
 
 
-def encoder_stages(encoder: Encoder) -> list[nn.Sequential]:
-    """Cut ``encoder`` into one ``nn.Sequential`` per pyramid level (the modules are shared).
-
-    Stage ``i`` runs from just after feature module ``i - 1`` up to and including feature module
-    ``i``, so chaining the stages reproduces the encoder's maps. This relies on the encoder's
-    forward running its submodules one after another in registration order, which holds for
-    every drscreen encoder (``tests/test_sunet.py`` checks it for each registered one).
-    """
-    targets = set(encoder.feature_modules)
-    stages: list[nn.Sequential] = []
-    current: list[nn.Module] = []
-    for name, module in _module_chain(encoder, "", targets):
-        current.append(module)
-        if name in targets:
-            stages.append(nn.Sequential(*current))
-            current = []
-    if len(stages) != len(encoder.feature_modules):
-        raise ValueError(f"could not cut {type(encoder).__name__} at {encoder.feature_modules}")
-    return stages
-
-
-def _module_chain(
-    module: nn.Module, prefix: str, targets: set[str]
-) -> list[tuple[str, nn.Module]]:
-    """Children of ``module`` in order, descending into those that contain a target name."""
-    chain: list[tuple[str, nn.Module]] = []
-    for name, child in module.named_children():
-        full = prefix + name
-        if any(t.startswith(full + ".") for t in targets):
-            chain.extend(_module_chain(child, full + ".", targets))
-        else:
-            chain.append((full, child))
-    return chain
-
-
 #: Number of trailing encoder stages each task gets its own copy of, per split point.
 _BRANCH_STAGES: dict[str, int] = {"early": 3, "middle": 2, "late": 1}
 
@@ -354,7 +319,7 @@ _BRANCH_STAGES: dict[str, int] = {"early": 3, "middle": 2, "late": 1}
         "late stage, then separate copies of the remaining stages and a linear head for DR "
         "and for DME"
     ),
-    tiny={"encoder": "simple_cnn", "split": "middle"},
+    tiny={"encoder": "simple_cnn", "encoder_kwargs": {"widths": TINY_WIDTHS}},
 )
 class MultiTaskSplit(DRModel):
     """Shared backbone trunk, then one branch per disease (Tu et al.'s early/middle/late baselines).
@@ -371,6 +336,7 @@ class MultiTaskSplit(DRModel):
 
     Args:
         encoder: registered encoder name (paper: ResNet-34).
+        encoder_kwargs: extra settings of that encoder, passed to ``create_encoder``.
         pretrained: passed to the encoder.
         split: ``"early"``, ``"middle"`` or ``"late"``.
     """
@@ -379,17 +345,23 @@ class MultiTaskSplit(DRModel):
         self,
         encoder: str = "resnet34",
         *,
+        encoder_kwargs: dict[str, Any] | None = None,
         pretrained: bool = False,
         split: Literal["early", "middle", "late"] = "middle",
     ) -> None:
         super().__init__()
         if split not in _BRANCH_STAGES:
             raise ValueError(f"split must be one of {tuple(_BRANCH_STAGES)}, got {split!r}")
-        backbone = create_encoder(encoder, pretrained=pretrained)
+        backbone = create_encoder(encoder, pretrained=pretrained, **(encoder_kwargs or {}))
         self.normalization = backbone.normalization
         self.split = split
         stages = encoder_stages(backbone)
         num_shared = len(stages) - _BRANCH_STAGES[split]
+        if num_shared < 1:
+            raise ValueError(
+                f"split={split!r} needs an encoder with more than {_BRANCH_STAGES[split]} levels, "
+                f"{encoder!r} has {len(stages)}"
+            )
         self.shared = nn.Sequential(*stages[:num_shared])
         self.dr_branch = nn.Sequential(*stages[num_shared:])
         self.dme_branch = copy.deepcopy(self.dr_branch)

@@ -23,7 +23,7 @@ The three configurations differ only in stage widths ``(mid, out)``, see ``U2Net
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +33,8 @@ from torch import Tensor, nn
 
 from drscreen.grading import BRIGHT_LESIONS, LESION_BY_CODE, RED_LESIONS, SEGMENTATION_LESIONS
 from drscreen.models.base import DRModel, ExplainLayers
-from drscreen.models.layers import ConvBNReLU
+from drscreen.models.encoders.common import require_no_pretrained
+from drscreen.models.layers import ConvBNReLU, resize, scale_channels, upsample_concat
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import register_model
 
@@ -41,21 +42,17 @@ U2NetMode = Literal["ST", "DT", "MT"]
 
 _QIN = (
     "Qin, Zhang, Huang, Dehghan, Zaiane, Jagersand: U²-Net: Going deeper with nested "
-    "U-structure for salient object detection"
+    "U-structure for salient object detection (Pattern Recognition 2020)"
 )
 _SIEBERT = (
     "Siebert, Rostalski: Multi-task lesion segmentation with a lightweight U²-Net to enhance "
-    "explainability of mobile screening systems for diabetic retinopathy"
+    "explainability of mobile screening systems for diabetic retinopathy "
+    "(MIDL 2021 submission)"
 )
 
 #: RSU height of En1-En6 (the last two are the dilated RSU-4F); De5-De1 mirror En5-En1.
 _ENCODER_HEIGHTS: tuple[int, ...] = (7, 6, 5, 4, 4, 4)
 _ENCODER_DILATED: tuple[bool, ...] = (False, False, False, False, True, True)
-
-
-def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
-    """Bilinear resize of (B, C, h, w) to (B, C, *size)."""
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _pool(x: Tensor) -> Tensor:
@@ -108,7 +105,7 @@ class RSU(nn.Module):
         for i, (conv, skip) in enumerate(zip(self.up, reversed(skips))):
             # The bottom shares the deepest level's size, and dilated blocks never shrink.
             if i > 0 and not self.dilated:
-                h = _resize(h, skip.shape[-2:])
+                h = resize(h, skip.shape[-2:])
             h = conv(torch.cat([h, skip], dim=1))
         return h + x_in
 
@@ -130,23 +127,23 @@ class U2NetWidths:
 
         def scale(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
             return tuple(
-                (max(1, round(mid * multiplier)), max(1, round(out * multiplier)))
+                (scale_channels(mid, multiplier), scale_channels(out, multiplier))
                 for mid, out in pairs
             )
 
         return U2NetWidths(encoder=scale(self.encoder), decoder=scale(self.decoder))
 
 
-#: Qin et al.'s full U²-Net (44.0 M parameters with one output channel).
+#: Qin et al.'s full U²-Net: 43,995,469 parameters with one output channel (they quote 44.0 M).
 U2NET_FULL = U2NetWidths(
     encoder=((32, 64), (32, 128), (64, 256), (128, 512), (256, 512), (256, 512)),
     decoder=((256, 512), (128, 256), (64, 128), (32, 64), (16, 64)),
 )
-#: Qin et al.'s small U²-Net ("U2NETP", 1.13 M parameters with one output channel).
+#: Qin et al.'s small U²-Net ("U2NETP"): 1,128,333 parameters with one output (they: 1.13 M).
 U2NET_LITE = U2NetWidths.uniform(mid=16, out=64)
 #: U²-XS-Net: Siebert & Rostalski narrowed U²-Net-lite until it stopped learning and report
 #: 0.29 M parameters without listing widths. Halving every lite width, (mid, out) = (8, 32),
-#: gives 290,108 parameters in MT mode (4 output channels): 0.29 M exactly.
+#: gives 290,108 parameters in MT mode (4 output channels): 0.29 M to the thousand.
 U2NET_XS = U2NetWidths.uniform(mid=8, out=32)
 
 
@@ -228,53 +225,55 @@ class U2Net(DRModel):
             skips.append(h)
         features = [h]  # En6, then De5 ... De1
         for stage, skip in zip(self.decoder, reversed(skips[:-1])):
-            h = stage(torch.cat([_resize(h, skip.shape[-2:]), skip], dim=1))
+            h = stage(upsample_concat(h, skip))
             features.append(h)
         # De1 is already at input size; the other side maps are resized up to it.
         sides = tuple(
-            side(f) if i == 0 else _resize(side(f), size)
+            side(f) if i == 0 else resize(side(f), size)
             for i, (side, f) in enumerate(zip(self.side, reversed(features)))
         )
         return ModelOutput(lesion_logits=self.fuse(torch.cat(sides, dim=1)), side_outputs=sides)
 
 
-@register_model(
+def _u2net_factory(name: str, widths: U2NetWidths, what: str) -> Callable[..., U2Net]:
+    """The registered factory of the configuration ``widths`` (one for each of the three)."""
+
+    def factory(
+        lesions: Sequence[str] = SEGMENTATION_LESIONS,
+        width_multiplier: float = 1.0,
+        pretrained: bool = False,
+    ) -> U2Net:
+        require_no_pretrained(name, pretrained, kind="model")
+        return U2Net(widths.scaled(width_multiplier), lesions)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = (
+        f"{what}: one sigmoid channel per code of ``lesions``; ``width_multiplier`` scales every "
+        "stage width (1.0: the published widths). No offline weights (``pretrained=False``)."
+    )
+    return factory
+
+
+u2net = register_model(
     "u2net",
     paper=_QIN,
     description="Full U²-Net (RSU-7/6/5/4/4F/4F encoder, 5 RSU decoder stages, 6 side outputs "
     "+ fused), sigmoid lesion maps; the U²-Net (ST) baseline of Siebert & Rostalski",
-    tiny={"width_multiplier": 0.125},
-)
-def u2net(
-    lesions: Sequence[str] = SEGMENTATION_LESIONS, width_multiplier: float = 1.0
-) -> U2Net:
-    """Full U²-Net; ``width_multiplier`` scales every stage width (1.0: the published net)."""
-    return U2Net(U2NET_FULL.scaled(width_multiplier), lesions)
+    tiny={"width_multiplier": 1 / 16},
+)(_u2net_factory("u2net", U2NET_FULL, "Full U²-Net"))
 
-
-@register_model(
+u2net_lite = register_model(
     "u2net_lite",
     paper=_QIN,
     description="U²-Net-lite (Qin et al.'s small 'U2NETP': every RSU stage 16 mid / 64 out "
     "channels), sigmoid lesion maps",
-    tiny={"width_multiplier": 0.25},
-)
-def u2net_lite(
-    lesions: Sequence[str] = SEGMENTATION_LESIONS, width_multiplier: float = 1.0
-) -> U2Net:
-    """U²-Net-lite; ``width_multiplier`` scales every stage width."""
-    return U2Net(U2NET_LITE.scaled(width_multiplier), lesions)
+    tiny={"width_multiplier": 1 / 8},
+)(_u2net_factory("u2net_lite", U2NET_LITE, "U²-Net-lite"))
 
-
-@register_model(
+u2net_xs = register_model(
     "u2net_xs",
     paper=_SIEBERT,
     description="U²-XS-Net (every RSU stage 8 mid / 32 out channels, 0.29 M parameters in MT "
     "mode), sigmoid lesion maps; ST / DT / MT via `lesions` and u2net_mode_lesions",
-    tiny={"width_multiplier": 0.5},
-)
-def u2net_xs(
-    lesions: Sequence[str] = SEGMENTATION_LESIONS, width_multiplier: float = 1.0
-) -> U2Net:
-    """U²-XS-Net; ``width_multiplier`` scales every stage width."""
-    return U2Net(U2NET_XS.scaled(width_multiplier), lesions)
+    tiny={"width_multiplier": 1 / 4},
+)(_u2net_factory("u2net_xs", U2NET_XS, "U²-XS-Net"))

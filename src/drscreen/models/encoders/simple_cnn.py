@@ -11,12 +11,17 @@ from drscreen.models.encoders.common import require_no_pretrained
 from drscreen.models.layers import ConvBNReLU
 from drscreen.models.registry import register_encoder
 
+#: Widths of the smallest useful instance (about 10 k parameters), for the models' ``tiny``
+#: configs: ``encoder="simple_cnn", encoder_kwargs={"widths": TINY_WIDTHS}``.
+TINY_WIDTHS: tuple[int, ...] = (4, 8, 8, 16, 16)
+
 
 class SimpleCNNEncoder(Encoder):
     """Stage ``i`` = stride-2 3x3 conv-BN-ReLU + 3x3 conv-BN-ReLU of width ``widths[i]``.
 
-    Reductions (2, 4, 8, 16, 32) for 5 widths (one more stride-2 stage per extra width).
-    Random init; ``widths=(4, 8, 8, 16, 16)`` has about 10 k parameters.
+    Reductions (2, 4, 8, 16, 32) for 5 widths (one more stride-2 stage per extra width), channels
+    ``widths``; ``feature_modules`` are ``stages.{i}``. Random init; ``TINY_WIDTHS`` has about
+    10 k parameters.
     """
 
     def __init__(
