@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,12 @@ def shared_data() -> Path:
 def _deterministic_torch() -> None:
     """Seed torch before every test so random weights and inputs are reproducible."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_intra_op_thread() -> Iterator[None]:
+    """Test tensors are tiny: intra-op threads gain nothing and contend badly on a shared 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_preprocess_fixtures import fundus_photo, iou
 
-from drscreen.preprocess import HALF, IMAGENET, ENHANCEMENTS, PreprocessConfig, Preprocessor, QualityIssue
+from drscreen.preprocess import ENHANCEMENTS, HALF, IMAGENET, PreprocessConfig, Preprocessor, QualityIssue
 
 
 @pytest.fixture(scope="module")

@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     write_dataset(dataset_root, n=args.n, size=args.size, seed=args.seed, layout="idrid")
     truth = {row["image"].rsplit("/", 1)[-1].rsplit(".", 1)[0]: row for row in read_truth(dataset_root)}
 
-    segmentation = [s for split in ("train", "test") for s in load_dataset("idrid-segmentation", dataset_root, split=split)]
-    grading = [s for split in ("train", "test") for s in load_dataset("idrid-grading", dataset_root, split=split)]
+    segmentation, grading = (
+        [s for split in ("train", "test") for s in load_dataset(name, dataset_root, split=split)]
+        for name in ("idrid-segmentation", "idrid-grading")
+    )
     grades = {(s.split, s.image_path.stem): (s.dr_grade, s.dme_grade) for s in grading}
 
     preprocessor = Preprocessor(PreprocessConfig(size=min(512, args.size)))
@@ -220,7 +222,8 @@ def _markdown(summary: dict[str, object]) -> str:
         f"(goal ≤ {MAX_ROUND_TRIP_ERROR_PX}), worst Dice {summary['round_trip_dice_min']:.4f}",
         f"- **{'PASSED' if summary['passed'] else 'FAILED'}**",
         "",
-        "| image | split | DR | DME | lesions drawn | grades | masks | FOV IoU | usable | round trip: Dice, edge shift px |",
+        "| image | split | DR | DME | lesions drawn | grades | masks | FOV IoU | usable "
+        "| round trip: Dice, edge shift px |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["images"]:  # type: ignore[union-attr]

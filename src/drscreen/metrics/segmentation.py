@@ -198,7 +198,9 @@ def lesion_metrics(
         raise ValueError(f"{len(probs)} probability maps but {len(masks)} masks")
     for i, (p, m) in enumerate(zip(probs, masks, strict=True)):
         if np.ndim(p) != 3 or np.shape(p)[0] != len(classes) or np.shape(m)[0] != len(classes):
-            raise ValueError(f"image {i}: expected ({len(classes)}, H, W) maps and masks, got {np.shape(p)}, {np.shape(m)}")
+            raise ValueError(
+                f"image {i}: expected ({len(classes)}, H, W) maps and masks, got {np.shape(p)}, {np.shape(m)}"
+            )
 
     result: dict[str, dict[str, Any]] = {}
     for c, code in enumerate(classes):

@@ -3,6 +3,10 @@
 See ``docs/models.md``.
 """
 
+from drscreen.models import architectures as _architectures  # noqa: E402,F401
+
+# Importing the packages runs every module's @register_encoder / @register_model.
+from drscreen.models import encoders as _encoders  # noqa: E402,F401
 from drscreen.models.base import DRModel, Encoder, ExplainLayers
 from drscreen.models.output import ModelOutput
 from drscreen.models.registry import (
@@ -14,10 +18,6 @@ from drscreen.models.registry import (
     register_encoder,
     register_model,
 )
-
-# Importing the packages runs every module's @register_encoder / @register_model.
-from drscreen.models import encoders as _encoders  # noqa: E402,F401
-from drscreen.models import architectures as _architectures  # noqa: E402,F401
 
 __all__ = [
     "DRModel",

@@ -9,7 +9,7 @@ values measured on real images that justify them are in ``docs/preprocessing.md`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ EDGE_TRIM = 0.1
 SATURATION_LEVEL = 250
 
 
-class QualityIssue(str, Enum):
+class QualityIssue(StrEnum):
     """Reason codes of the quality gate (the string values are stable: reports store them)."""
 
     NOT_FUNDUS = "not_fundus"

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from drscreen.grading import lesion_color
 from drscreen.explain.overlay import mask_overlay
+from drscreen.grading import lesion_color
 from drscreen.synth.generator import generate_fundus
 
 #: (seed, DR, DME) of the examples: every DR grade and every DME grade at least once.

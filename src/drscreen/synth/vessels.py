@@ -336,7 +336,8 @@ def rasterize_vessels(vessels: list[Vessel], geometry: FundusGeometry) -> tuple[
             cv2.polylines(reflex, [fixed], False, 255, max(1, int(round(0.15 * width_px))), cv2.LINE_AA, shift)
     sigma = max(0.45, 0.0011 * size)
     arteries, veins, reflex_layer = (
-        cv2.GaussianBlur(layer.astype(np.float32) / 255.0, (0, 0), sigma) for layer in (layers[True], layers[False], reflex)
+        cv2.GaussianBlur(layer.astype(np.float32) / 255.0, (0, 0), sigma)
+        for layer in (layers[True], layers[False], reflex)
     )
     return arteries, veins, reflex_layer
 
