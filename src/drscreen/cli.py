@@ -12,6 +12,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "drscreen.demo",
     "drscreen.synth.cli",
     "drscreen.data.cli",
+    "drscreen.engine.cli",
 )
 
 
