@@ -226,8 +226,16 @@ def test_pooled_aupr_matches_sklearn():
     probs, masks = _maps(4, 32, 11)
     y, s = masks.ravel(), probs.ravel()
     precision, recall, _ = precision_recall_curve(y, s)
-    assert pooled_aupr(probs, masks) == pytest.approx(auc(recall, precision))
-    assert pooled_aupr(probs, masks, method="average_precision") == pytest.approx(average_precision_score(y, s))
+    assert pooled_aupr(probs, masks, method="trapezoid") == pytest.approx(auc(recall, precision))
+    assert pooled_aupr(probs, masks) == pytest.approx(average_precision_score(y, s))
+
+
+def test_default_aupr_of_a_constant_map_is_the_prevalence():
+    """An uninformative map must not look good: the default scores it at the positive rate."""
+    _, masks = _maps(3, 32, 5)
+    constant = np.full(masks.shape, 0.5)
+    assert pooled_aupr(constant, masks) == pytest.approx(masks.mean())
+    assert pooled_aupr(constant, masks, method="trapezoid") == pytest.approx((1 + masks.mean()) / 2)
 
 
 @pytest.mark.parametrize("method", ["trapezoid", "average_precision"])

@@ -60,16 +60,18 @@ def _area(recall: np.ndarray, precision: np.ndarray, method: AuprMethod) -> floa
     return float(auc(np.r_[0.0, recall], np.r_[1.0, precision]))
 
 
-def pooled_aupr(probs: Maps, masks: Maps, method: AuprMethod = "trapezoid", bins: int | None = None) -> float:
+def pooled_aupr(probs: Maps, masks: Maps, method: AuprMethod = "average_precision", bins: int | None = None) -> float:
     """Area under the precision-recall curve of all pixels of all images pooled together.
 
     Args:
         probs: (N, H, W) float probabilities in [0, 1], or a sequence of (H, W) maps.
         masks: the matching boolean ground truth.
-        method: ``"trapezoid"`` (default): the PR curve through every distinct threshold, starting
-            at (recall 0, precision 1), integrated with the trapezoidal rule, i.e. sklearn's
-            ``auc(recall, precision)`` over ``precision_recall_curve``; ``"average_precision"``:
-            the step-wise sum of sklearn's ``average_precision_score``.
+        method: ``"average_precision"`` (default): the step-wise sum of sklearn's
+            ``average_precision_score`` (a constant map scores the prevalence);
+            ``"trapezoid"``: the PR curve through every distinct threshold, starting at
+            (recall 0, precision 1), integrated with the trapezoidal rule, i.e. sklearn's
+            ``auc(recall, precision)`` over ``precision_recall_curve`` (a constant map scores
+            (1 + prevalence) / 2, so it flatters uninformative maps).
         bins: ``None`` (exact: every distinct probability is a threshold). An integer uses
             ``bins`` equal-width thresholds on [0, 1] from per-image histograms, so memory does not
             grow with the number of pixels; it is exact when every probability is a multiple of
@@ -113,7 +115,7 @@ def lesion_class_metrics(
     probs: Maps,
     masks: Maps,
     threshold: float = 0.5,
-    method: AuprMethod = "trapezoid",
+    method: AuprMethod = "average_precision",
     bins: int | None = None,
     only_images_with_lesion: bool = False,
 ) -> dict[str, Any]:
@@ -168,7 +170,7 @@ def lesion_metrics(
     masks: Maps,
     classes: Sequence[str] | None = None,
     threshold: float = 0.5,
-    method: AuprMethod = "trapezoid",
+    method: AuprMethod = "average_precision",
     bins: int | None = None,
     only_images_with_lesion: bool = False,
 ) -> dict[str, dict[str, Any]]:
