@@ -155,7 +155,8 @@ def _check_sample(
 
     crop_masks = {code: preprocessor.prepare_mask(m, prepared.geometry) for code, m in masks.items() if m.any()}
     tile = mask_overlay(prepared.display, crop_masks, alpha=0.6, style="contour", thickness=1)
-    cv2.putText(tile, f"{truth['name']} DR{dr} DME{dme}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    caption = f"{sample.image_path.stem} ({sample.split}) DR{dr} DME{dme}"
+    cv2.putText(tile, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
 
     quality = prepared.quality
     check = ImageCheck(
