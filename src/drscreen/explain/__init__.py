@@ -6,8 +6,18 @@ Typical use::
     maps = method(images, ReferableTarget())          # (B, S, S) in [0, 1]
     originals = to_original_geometry(maps, geometries)  # one (H, W) map per photograph
     picture = heatmap_overlay(photo, originals[0])
+    table = faithfulness_table(model, images, lesion_masks)  # pointing game, mass, AUPR per method
 """
 
+from drscreen.explain.faithfulness import (
+    POINTING_TOLERANCE,
+    faithfulness_table,
+    pointing_game,
+    saliency_aupr,
+    saliency_maps,
+    saliency_mass_inside,
+    score_maps,
+)
 from drscreen.explain.geometry import to_original_geometry
 from drscreen.explain.overlay import heatmap_overlay, mask_overlay, saliency_grid
 from drscreen.explain.saliency import (
@@ -35,6 +45,7 @@ from drscreen.explain.targets import (
 __all__ = [
     "CAM",
     "GMSM",
+    "POINTING_TOLERANCE",
     "SALIENCY_METHODS",
     "CAMNotApplicableError",
     "DMETarget",
@@ -49,9 +60,15 @@ __all__ = [
     "TargetError",
     "create_saliency",
     "default_target",
+    "faithfulness_table",
     "heatmap_overlay",
     "list_saliency_methods",
     "mask_overlay",
+    "pointing_game",
+    "saliency_aupr",
     "saliency_grid",
+    "saliency_maps",
+    "saliency_mass_inside",
+    "score_maps",
     "to_original_geometry",
 ]
