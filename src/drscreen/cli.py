@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "drscreen.synth.cli",
     "drscreen.data.cli",
     "drscreen.engine.cli",
+    "drscreen.engine.experiments",
 )
 
 

@@ -52,13 +52,31 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class FoldConfig:
+    """Patient-level k-fold cross-validation (``drscreen.data.patient_kfold``) of the training data.
+
+    ``k``: number of folds, ``None`` for none. Fold ``index`` (0-based) of
+    ``patient_kfold(train, k, seed=seed)`` is the test part and the other folds train, so the
+    ``k`` runs ``index = 0 ... k-1`` test every training image once (Tian et al. use k = 5).
+    """
+
+    k: int | None = None
+    index: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the images come from and how they become network inputs.
 
     ``train`` / ``val`` / ``test``: datasets whose samples are concatenated per part. Without
     ``val``, ``val_fraction`` of the training patients are held out (``split_by_patient`` with
-    ``split_seed``); 0 trains without validation. ``preprocess``: the ``Preprocessor`` settings
-    (``drscreen.preprocess``), training size included. ``augmentation``: training augmentation.
+    ``split_seed``); 0 trains without validation. ``folds``: cross-validation, the held-out fold
+    of the training patients becomes the test part. ``balance_grades``: keep as many training
+    images of each DR grade as the rarest grade has (a ``split_seed`` choice; images without a
+    grade are all kept), before the validation hold-out. ``preprocess``: the ``Preprocessor``
+    settings (``drscreen.preprocess``), training size included. ``augmentation``: training
+    augmentation.
     """
 
     train: list[DatasetSpec]
@@ -66,6 +84,8 @@ class DataConfig:
     test: list[DatasetSpec] = field(default_factory=list)
     val_fraction: float = 0.0
     split_seed: int = 0
+    folds: FoldConfig = field(default_factory=FoldConfig)
+    balance_grades: bool = False
     preprocess: dict[str, Any] = field(default_factory=dict)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -191,12 +211,15 @@ class HookSpec:
 class RoundsConfig:
     """ELLG iterative rounds: after the base training, ``rounds`` times: run the hooks (which
     may add generated samples), then fine-tune for ``epochs`` epochs with ``optim`` (overrides
-    of the top-level ``optim`` keys, e.g. ``{lr: 3.0e-5, schedule: step, step_size: 10}``)."""
+    of the top-level ``optim`` keys, e.g. ``{lr: 3.0e-5, schedule: step, step_size: 10}``).
+    ``base_stage: false`` skips the base training: the rounds start from ``model.checkpoint``
+    (a finished baseline run)."""
 
     rounds: int = 4
     epochs: int = 30
     optim: dict[str, Any] = field(default_factory=dict)
     hooks: list[HookSpec] = field(default_factory=lambda: [HookSpec("noop")])
+    base_stage: bool = True
 
 
 @dataclass(frozen=True)
@@ -266,7 +289,12 @@ def apply_override(raw: dict[str, Any], override: str) -> dict[str, Any]:
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {override!r} must look like key.path=value")
-    value = yaml.safe_load(text) if text.strip() else None
+    return set_value(raw, key, yaml.safe_load(text) if text.strip() else None)
+
+
+def set_value(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``raw`` with the dotted ``key`` (list items by index) set to ``value``;
+    missing mappings on the way are created."""
     root = _copy(raw)
     node: Any = root
     parts = key.strip().split(".")
@@ -282,7 +310,7 @@ def apply_override(raw: dict[str, Any], override: str) -> dict[str, Any]:
         else:
             raise ConfigError(f"{where}: cannot descend into a {type(node).__name__}")
         if last:
-            node[index] = value
+            node[index] = _copy(value)
         else:
             if isinstance(node, dict) and node.get(index) is None:
                 node[index] = {}
@@ -405,6 +433,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
 
 def _check_values(config: ExperimentConfig) -> None:
     """Range checks that types cannot express."""
+    folds = config.data.folds
     checks = [
         ("data.train", len(config.data.train) > 0, "give at least one training dataset"),
         ("data.val_fraction", 0.0 <= config.data.val_fraction < 1.0, "must be in [0, 1)"),
@@ -423,6 +452,10 @@ def _check_values(config: ExperimentConfig) -> None:
         ("schedule.pseudo_masks.threshold", 0.0 < config.schedule.pseudo_masks.threshold < 1.0, "must be in (0, 1)"),
         ("schedule.rounds.rounds", config.schedule.rounds.rounds >= 1, "must be >= 1"),
         ("schedule.rounds.epochs", config.schedule.rounds.epochs >= 1, "must be >= 1"),
+        ("data.folds.k", folds.k is None or folds.k >= 2, "must be >= 2 (or null for no cross-validation)"),
+        ("data.folds.index", folds.k is None or 0 <= folds.index < folds.k, "must be in [0, k)"),
+        ("data.test", folds.k is None or not config.data.test,
+         "must be empty with data.folds: the held-out fold is the test part"),
     ]  # fmt: skip
     for key, ok, message in checks:
         if not ok:

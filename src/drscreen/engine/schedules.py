@@ -12,9 +12,10 @@ Schedules (``schedule.name``):
   the images with masks; the resulting network then predicts masks for the grade-only images,
   with the lesion channels (red: MA, HE; yellow: EX, SE) emptied on DR-0 images as the paper
   prescribes (the optic disc is kept); stage ``multitask`` retrains on both sets.
-* ``rounds``: Lin et al., *ELLG*, iterative learning: a ``base`` stage, then ``rounds`` times:
-  run the round hooks (lesion generation plugs in here; they may add generated samples), then
-  fine-tune on the original plus generated samples (stage ``round<r>``).
+* ``rounds``: Lin et al., *ELLG*, iterative learning: a ``base`` stage (unless ``base_stage`` is
+  off and the rounds start from ``model.checkpoint``), then ``rounds`` times: run the round
+  hooks (lesion generation plugs in here; they may add generated samples), then fine-tune on
+  the original plus generated samples (stage ``round<r>``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from drscreen.data import Sample, load_dataset, split_by_patient
+from drscreen.data import Sample, load_dataset, patient_kfold, split_by_patient
 from drscreen.engine.checkpoint import read_checkpoint
 from drscreen.engine.config import DataConfig, DatasetSpec, ExperimentConfig, optim_with, save_config
 from drscreen.engine.dataset import FundusDataset, mask_classes_available
@@ -62,16 +63,42 @@ def load_samples(specs: list[DatasetSpec]) -> list[Sample]:
 
 
 def load_parts(config: DataConfig) -> dict[str, list[Sample]]:
-    """``{"train", "val", "test"}`` samples; without ``val`` datasets, ``val_fraction`` of the
-    training patients are held out (``split_by_patient``)."""
+    """``{"train", "val", "test"}`` samples. With ``folds``, the held-out fold of the training
+    patients is the test part; ``balance_grades`` then evens the DR grades of the training part;
+    without ``val`` datasets, ``val_fraction`` of the training patients are held out last
+    (``split_by_patient``)."""
     train = load_samples(config.train)
+    test = load_samples(config.test)
+    if config.folds.k is not None:
+        train, test = patient_kfold(train, config.folds.k, seed=config.folds.seed)[config.folds.index]
+    if config.balance_grades:
+        train = balance_grades(train, config.split_seed)
     val = load_samples(config.val)
     if not config.val and config.val_fraction > 0:
         split = split_by_patient(
             train, {"train": 1.0 - config.val_fraction, "val": config.val_fraction}, seed=config.split_seed
         )
         train, val = split["train"], split["val"]
-    return {"train": train, "val": val, "test": load_samples(config.test)}
+    return {"train": train, "val": val, "test": test}
+
+
+def balance_grades(samples: list[Sample], seed: int) -> list[Sample]:
+    """``samples`` with every DR grade cut down to the count of the rarest grade present (a seeded
+    random choice, order kept); samples without a DR grade are all kept. Foo et al. (MTUnet)
+    train on EyePACS balanced this way."""
+    by_grade: dict[int, list[int]] = {}
+    for index, sample in enumerate(samples):
+        if sample.dr_grade is not None:
+            by_grade.setdefault(sample.dr_grade, []).append(index)
+    if not by_grade:
+        return samples
+    count = min(len(members) for members in by_grade.values())
+    rng = np.random.default_rng(seed)
+    dropped: set[int] = set()
+    for grade in sorted(by_grade):
+        members = by_grade[grade]
+        dropped.update(rng.choice(members, size=len(members) - count, replace=False).tolist())
+    return [s for i, s in enumerate(samples) if i not in dropped]
 
 
 def keep_mask_fraction(samples: list[Sample], phi: float, classes: tuple[str, ...], seed: int) -> list[Sample]:
@@ -249,15 +276,19 @@ def run_pseudo_masks(trainer: Trainer, train: list[Sample], val: FundusDataset |
 
 def run_rounds(trainer: Trainer, train: list[Sample], val: FundusDataset | None) -> None:
     """ELLG: base training, then hooks + fine-tuning, ``rounds`` times."""
+    import drscreen.augment  # noqa: F401  (registers the "ellg" hook; imported here: it imports the engine)
+
     config = trainer.config
     settings = config.schedule.rounds
     hooks = [ROUND_HOOKS.create(spec.name, **spec.kwargs) for spec in settings.hooks]
-    trainer.run_stage("base", lambda: train, epochs=config.optim.epochs, optim=config.optim, val_dataset=val)
+    if settings.base_stage:
+        trainer.run_stage("base", lambda: train, epochs=config.optim.epochs, optim=config.optim, val_dataset=val)
     round_optim = optim_with(config.optim, {"epochs": settings.epochs, **settings.optim}, "schedule.rounds.optim")
     for number in range(1, settings.rounds + 1):
 
         def round_samples(number: int = number) -> list[Sample]:
-            # The previous stage trained on the original samples followed by its extras.
+            # The previous stage trained on the original samples followed by its extras (none
+            # before the first round when the base stage is skipped).
             extra = trainer.current_samples[len(train) :]
             work_dir = trainer.run_dir / "rounds" / str(number)
             for hook in hooks:
