@@ -281,7 +281,7 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]
         raise ConfigError(f"the config must be a mapping, got {type(raw).__name__}")
     for override in overrides:
         raw = apply_override(raw, override)
-    return _build(ExperimentConfig, raw, "")
+    return build_dataclass(ExperimentConfig, raw, "")
 
 
 def apply_override(raw: dict[str, Any], override: str) -> dict[str, Any]:
@@ -336,7 +336,7 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:
 
 def optim_with(base: OptimConfig, overrides: dict[str, Any], where: str) -> OptimConfig:
     """``base`` with ``overrides`` (a partial ``optim`` mapping) applied and validated."""
-    return _build(OptimConfig, {**config_to_dict(base), **overrides}, where)
+    return build_dataclass(OptimConfig, {**config_to_dict(base), **overrides}, where)
 
 
 def _copy(value: Any) -> Any:
@@ -347,7 +347,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def build_dataclass(cls: type, raw: Any, where: str) -> Any:
     """Instantiate dataclass ``cls`` from mapping ``raw``, checking keys and types."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {raw!r}")
@@ -393,7 +393,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: must be one of {', '.join(map(str, args))}, got {value!r}")
         return value
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return build_dataclass(hint, value, where)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")

@@ -53,8 +53,8 @@ import yaml
 from drscreen.engine.config import (
     ConfigError,
     ExperimentConfig,
-    _build,
     apply_override,
+    build_dataclass,
     config_from_dict,
     config_to_dict,
     set_value,
@@ -256,7 +256,7 @@ def load_experiment(
     if "experiment" not in document or "config" not in document:
         raise ExperimentError(f"{path}: needs an 'experiment' and a 'config' section")
     try:
-        spec: ExperimentSpec = _build(ExperimentSpec, document["experiment"], "experiment")
+        spec: ExperimentSpec = build_dataclass(ExperimentSpec, document["experiment"], "experiment")
     except ConfigError as error:
         raise ExperimentError(f"{path}: {error}") from None
     grid = _check_spec(spec, Path(path))
