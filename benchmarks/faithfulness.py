@@ -15,7 +15,7 @@ set also against each lesion class. Two reference rows give the numbers context:
 the mass and the AUPR, i.e. the lesions' pixel share).
 
 Maps and masks are compared in the network-input grid: each photograph goes through
-``drscreen.preprocess.Preprocessor`` (FOV crop, resize to ``--size``, no enhancement) and its
+``drscreen.preprocess.Preprocessor`` (FOV crop, resize to ``--size``, ``--enhancement``) and its
 masks are brought into the same crop, where a pixel counts as lesion when any part of it is
 covered (so microaneurysms survive the downscaling). Writes ``<name>.json`` and ``<name>.md``
 into ``--out``.
@@ -124,26 +124,36 @@ def idrid_set(preprocessor: Preprocessor, root: Path) -> Photos:
     return torch.stack(tensors), {LESION_UNION: masks}
 
 
+def method_rows(gates: list[float]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(row label, method, keyword arguments): every method, GMSM once per gate ``t``."""
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for method in DEFAULT_METHODS:
+        if method == "gmsm":
+            rows += [(f"gmsm (t = {gate:g})", method, {"gate": gate}) for gate in gates]
+        else:
+            rows.append((method, method, {}))
+    return rows
+
+
 def evaluate(model: DRModel, photos: Photos, args: argparse.Namespace) -> dict[str, Any]:
     """Maps of every method (computed once) scored against every mask set of ``photos``."""
     images, mask_sets = photos
     images = images.to(args.device)
     scores: dict[str, dict[str, Any]] = {code: {} for code in mask_sets}
     seconds: dict[str, float] = {}
-    for method in DEFAULT_METHODS:
+    for label, method, kwargs in method_rows(args.gates):
         started = time.perf_counter()
         try:
-            kwargs = {"gate": args.gate} if method == "gmsm" else {}
             maps = saliency_maps(
                 model, images, method, TARGETS[args.target], batch_size=args.batch_size, seed=args.seed, **kwargs
             )
         except CAMNotApplicableError as error:
             for code in mask_sets:
-                scores[code][method] = {"error": str(error)}
+                scores[code][label] = {"error": str(error)}
             continue
-        seconds[method] = (time.perf_counter() - started) / len(images)
+        seconds[label] = (time.perf_counter() - started) / len(images)
         for code, masks in mask_sets.items():
-            scores[code][method] = score_maps(list(maps), masks, args.tolerance)
+            scores[code][label] = score_maps(list(maps), masks, args.tolerance)
     return {"n_images": len(images), "seconds_per_image": seconds, "scores": scores}
 
 
@@ -178,7 +188,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         f"Model `{setup['model']}`{' (tiny configuration)' if setup['tiny'] else ''}, settings "
         f"{setup['model_kwargs'] or 'default'}, weights: {setup['weights']}; input {setup['size']} px; target "
-        f"`{setup['target']}`; GMSM gate t = {setup['gate']}; pointing tolerance "
+        f"`{setup['target']}`; enhancement `{setup['enhancement']}`; GMSM gates t = {setup['gates']}; "
+        "pointing tolerance "
         f"{setup['tolerance_px']:.1f} px ({setup['tolerance']:.4f} of the side); device {setup['device']}.",
         f"Command: `{setup['command']}`",
         "",
@@ -216,7 +227,12 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=24, help="number of synthetic images")
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--target", choices=sorted(TARGETS), default="default", help="score explained")
-    parser.add_argument("--gate", type=float, default=1.0, help="GMSM gate t (paper: 1.0)")
+    parser.add_argument(
+        "--gates", type=float, nargs="+", default=[0.0, 1.0], help="GMSM gates t, one row each (paper: 1.0)"
+    )
+    parser.add_argument(
+        "--enhancement", default="none", help="preprocessing enhancement the model was trained with (ben_graham, ...)"
+    )
     parser.add_argument("--tolerance", type=float, default=POINTING_TOLERANCE, help="fraction of the side")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
@@ -226,12 +242,17 @@ def main() -> None:
     args = parser.parse_args()
 
     model, weights = build_model(args)
-    preprocessor = Preprocessor(PreprocessConfig(size=args.size, normalization=model.normalization, quality_gate=False))
+    preprocessor = Preprocessor(
+        PreprocessConfig(
+            size=args.size, enhancement=args.enhancement, normalization=model.normalization, quality_gate=False
+        )
+    )
     setup = {
         "command": shlex.join(["python", "benchmarks/faithfulness.py", *sys.argv[1:]]),
         "model": args.model, "tiny": args.tiny, "model_kwargs": yaml.safe_load(args.model_kwargs) or {},
         "weights": weights, "trained": args.checkpoint is not None, "size": args.size, "target": args.target,
-        "gate": args.gate, "tolerance": args.tolerance, "tolerance_px": args.tolerance * args.size,
+        "gates": args.gates, "enhancement": args.enhancement,
+        "tolerance": args.tolerance, "tolerance_px": args.tolerance * args.size,
         "device": args.device, "seed": args.seed, "torch": torch.__version__, "python": platform.python_version(),
     }  # fmt: skip
     datasets: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from drscreen.data import Sample
 from drscreen.engine import ROUND_HOOKS, RoundContext, config_from_dict, evaluate, train
 from drscreen.engine.checkpoint import read_checkpoint
 from drscreen.engine.config import ExperimentConfig
+from drscreen.engine.distributed import init_distributed
 from drscreen.engine.trainer import Trainer
 from drscreen.synth import write_dataset
 
@@ -253,6 +255,23 @@ def test_rounds_call_the_hooks(synth_root: Path, tmp_path: Path, cache_dir: Path
     rows = read_log(run_dir)
     assert [(r["stage"], r["train_samples"]) for r in rows] == [("base", "16"), ("round1", "17"), ("round2", "18")]
     assert float(rows[1]["lr"]) == pytest.approx(1e-4)
+
+
+def test_channels_last_bf16_cpu_run_and_flip_tta_evaluation(synth_root: Path, tmp_path: Path, cache_dir: Path) -> None:
+    config = tiny_config(
+        synth_root, tmp_path, cache_dir, "train.channels_last=true", "train.amp=bf16", "optim.epochs=1"
+    )
+    trainer = Trainer(config, init_distributed("cpu"), tmp_path / "probe")
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.amp_dtype is torch.bfloat16
+    trainer.close()
+    run_dir = train(config)
+    assert all(math.isfinite(float(row["train_loss"])) for row in read_log(run_dir))
+    plain = evaluate(config, split="test", n_bootstrap=0)
+    flipped = evaluate(config, split="test", n_bootstrap=0, tta="flips", out_dir=run_dir / "eval-tta")
+    assert plain["tta"] == "none" and flipped["tta"] == "flips" and flipped["n_images"] == plain["n_images"]
+    assert (run_dir / "eval-tta" / "predictions.csv").is_file()
 
 
 def _free_port() -> int:

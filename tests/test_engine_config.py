@@ -77,8 +77,10 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert config_to_dict(config) == saved
 
 
-# configs/papers/ holds experiment files, not engine configs: tests/test_experiments.py runs them.
-ENGINE_CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "papers" not in p.relative_to(REPO).parts)
+# configs/papers/ and configs/results/ hold experiment files, not engine configs (tests/test_experiments.py).
+ENGINE_CONFIGS = sorted(
+    p for p in (REPO / "configs").rglob("*.yaml") if not {"papers", "results"} & set(p.relative_to(REPO).parts)
+)
 
 
 @pytest.mark.parametrize("path", ENGINE_CONFIGS, ids=lambda p: p.name)

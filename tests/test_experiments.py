@@ -297,3 +297,16 @@ def test_rounds_without_a_base_stage_start_from_the_baseline(data_root: Path, ou
     assert saved["model"]["checkpoint"].startswith(str(out_dir / "ellg" / "baseline" / "seed0" / "checkpoints"))
     stages = {line.split(",")[0] for line in (ellg.run_dir / "log.csv").read_text().splitlines()[1:]}
     assert stages == {"round1"}
+
+
+RESULT_CONFIGS = sorted((REPO / "configs" / "results").glob("[!_]*.yaml"))
+
+
+@pytest.mark.parametrize("path", RESULT_CONFIGS, ids=lambda p: p.name)
+def test_results_experiments_expand_into_valid_runs(path: Path, tmp_path: Path) -> None:
+    experiment = load_experiment(path, data_root=tmp_path / "data", out_dir=tmp_path / "out")
+    assert experiment.runs
+    for run in experiment.runs:
+        assert run.run_dir.parent.parent == tmp_path / "out" / (experiment.spec.group or experiment.spec.name)
+        datasets = run.raw["data"]["train"] + run.raw["data"]["val"]
+        assert all("${" not in spec["root"] for spec in datasets)

@@ -178,3 +178,22 @@ def test_drscreen_cli_dispatches_to_synth(tmp_path, capsys):
     argv = ["synth", "--out", str(tmp_path), "--n", "2", "--size", str(SIZE), "--layout", "folder", "--workers", "1"]
     assert cli.main([*argv, "--quiet"]) == 0
     assert "wrote 2 synthetic images" in capsys.readouterr().out
+
+
+def test_cli_ben_graham_gives_the_filtered_look_and_keeps_the_masks(tmp_path):
+    parser = argparse.ArgumentParser()
+    synth_cli.add_parser(parser.add_subparsers())
+    common = ["--n", "1", "--size", str(SIZE), "--seed", "5", "--layout", "folder", "--workers", "1", "--quiet"]
+    for name, extra in (("plain", []), ("filtered", ["--ben-graham"])):
+        args = parser.parse_args(["synth", "--out", str(tmp_path / name), *common, *extra])
+        assert args.func(args) == 0
+    image_plain, image_filtered = (
+        cv2.imread(str(next(p for p in sorted((tmp_path / name).rglob("*.*")) if p.suffix in (".jpg", ".png")
+                            and "synth_masks" not in p.parts)))
+        for name in ("plain", "filtered")
+    )  # fmt: skip
+    centre = (slice(SIZE // 2 - 8, SIZE // 2 + 8),) * 2
+    # Ben Graham's filter subtracts the local mean around a grey level of 128 inside the field.
+    assert abs(float(image_filtered[centre].mean()) - 128) < 40
+    assert abs(float(image_filtered[centre].mean()) - 128) < abs(float(image_plain[centre].mean()) - 128)
+    assert read_truth(tmp_path / "plain") == read_truth(tmp_path / "filtered")

@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "drscreen.data.cli",
     "drscreen.engine.cli",
     "drscreen.engine.experiments",
+    "drscreen.models.cli",
 )
 
 

@@ -33,6 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     evaluate.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)"
     )
+    evaluate.add_argument(
+        "--tta", choices=("none", "flips"), default="none",
+        help="test-time augmentation: average the outputs over the four flips (default: none)",
+    )  # fmt: skip
     evaluate.set_defaults(func=_run_evaluate)
 
 
@@ -65,7 +69,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     results = evaluate(
-        _load(args), args.checkpoint, split=args.split, out_dir=args.out, n_bootstrap=args.bootstrap
+        _load(args), args.checkpoint, split=args.split, out_dir=args.out, n_bootstrap=args.bootstrap, tta=args.tta
     )
     summary = ", ".join(f"{key} {value:.4f}" for key, value in results["summary"].items() if isinstance(value, float))
     print(f"{args.split}: {summary}")

@@ -158,6 +158,8 @@ class TrainConfig:
     - ``deterministic``: deterministic GPU kernels (``torch.use_deterministic_algorithms``,
       warning where an operation has none), so that a resumed GPU run matches an uninterrupted
       one; CPU runs are deterministic anyway.
+    - ``channels_last``: keep convolution weights (and so activations) in channels-last memory
+      order, faster on recent CPUs and on tensor-core GPUs; results are unchanged.
     - ``find_unused_parameters``: let DDP tolerate parameters without gradient (a head whose
       loss term is off); automatic when the model's registry entry declares ``no_grad_params``.
     """
@@ -173,6 +175,7 @@ class TrainConfig:
     progress: bool = True
     drop_last: bool = True
     deterministic: bool = False
+    channels_last: bool = False
     find_unused_parameters: bool = False
 
 

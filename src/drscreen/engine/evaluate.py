@@ -38,10 +38,12 @@ def evaluate(
     split: str = "test",
     out_dir: str | Path | None = None,
     n_bootstrap: int = 1000,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` (default ``default_checkpoint``) on the ``split`` part of the data.
 
-    ``out_dir`` defaults to ``<run folder>/eval-<split>``. Returns the metrics written to
+    ``out_dir`` defaults to ``<run folder>/eval-<split>``. ``tta``: test-time augmentation
+    (``"flips"``: outputs averaged over the four flips). Returns the metrics written to
     ``metrics.json`` (on every rank when run under torchrun; rank 0 writes the files).
     """
     checkpoint = Path(checkpoint) if checkpoint is not None else default_checkpoint(config)
@@ -54,11 +56,14 @@ def evaluate(
         trainer = Trainer(config, context, out)
         trainer.model.load_state_dict(read_checkpoint(checkpoint)["model"])
         dataset = trainer.dataset(samples, train=False)
-        predictions = trainer.predict(dataset, description=f"evaluate {split}")
+        predictions = trainer.predict(dataset, description=f"evaluate {split}", tta=tta)
         flat, full = compute_metrics(
             predictions, samples, trainer.model.lesion_classes, n_bootstrap=n_bootstrap, seed=config.train.seed
         )
-        results = {"checkpoint": str(checkpoint), "split": split, "n_images": len(samples), "summary": flat, **full}
+        results = {
+            "checkpoint": str(checkpoint), "split": split, "tta": tta, "n_images": len(samples),
+            "summary": flat, **full,
+        }  # fmt: skip
         if context.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_json(results, out / "metrics.json")

@@ -60,6 +60,7 @@ from drscreen.engine.config import (
     set_value,
 )
 from drscreen.engine.evaluate import default_checkpoint, evaluate
+from drscreen.engine.inference import TTA_FLIPS
 from drscreen.engine.schedules import train, write_json
 
 log = logging.getLogger(__name__)
@@ -318,10 +319,10 @@ def _check_spec(spec: ExperimentSpec, path: Path) -> dict[str, dict[str, dict[st
         if run.init is not None and run.init not in names[: names.index(run.name)]:
             raise ExperimentError(f"{path}: run {run.name}: init {run.init!r} must name an earlier run")
     for name, target in spec.evaluate.items():
-        if not (target in SPLITS or isinstance(target, list)):
-            raise ExperimentError(
-                f"{path}: experiment.evaluate.{name}: give one of {', '.join(SPLITS)} or a list of datasets"
-            )
+        try:
+            evaluation_target(target)
+        except ValueError as error:
+            raise ExperimentError(f"{path}: experiment.evaluate.{name}: {error}") from None
     for column in spec.columns:
         if column.eval_set is not None and column.eval_set not in spec.evaluate:
             raise ExperimentError(f"{path}: column {column.label!r}: unknown evaluation set {column.eval_set!r}")
@@ -384,16 +385,39 @@ def _check_run_folder(config: ExperimentConfig) -> None:
         )
 
 
+def evaluation_target(target: Any) -> tuple[str | list[Any], str]:
+    """``(split or dataset list, tta)`` of an ``experiment.evaluate`` entry.
+
+    An entry is a part of the run's own data (``val``), a list of datasets scored as its test
+    part, or a mapping ``{split: val}`` / ``{datasets: [...]}`` with ``tta: flips``
+    (test-time augmentation, ``drscreen evaluate --tta``).
+    """
+    tta = "none"
+    if isinstance(target, Mapping):
+        unknown = set(target) - {"split", "datasets", "tta"}
+        if unknown or len(set(target) & {"split", "datasets"}) != 1:
+            raise ValueError("a mapping needs exactly one of split or datasets, and optionally tta")
+        tta = target.get("tta", "none")
+        if tta not in TTA_FLIPS:
+            raise ValueError(f"unknown tta {tta!r}; known: {', '.join(TTA_FLIPS)}")
+        target = target.get("split", target.get("datasets"))
+    if not (target in SPLITS or isinstance(target, list)):
+        raise ValueError(f"give one of {', '.join(SPLITS)}, a list of datasets, or a mapping with split/datasets")
+    return target, tta
+
+
 def _evaluate_run(raw: dict[str, Any], config: ExperimentConfig, sets: Mapping[str, Any]) -> dict[str, Any]:
     """``drscreen.engine.evaluate`` results of the run (engine config ``raw``, built: ``config``)
     on each evaluation set: a part of its own data, or datasets scored as its test part."""
     results: dict[str, Any] = {}
-    for name, target in sets.items():
+    for name, entry in sets.items():
+        target, tta = evaluation_target(entry)
         split = target if isinstance(target, str) else "test"
         scored = config if isinstance(target, str) else config_from_dict(set_value(raw, "data.test", target))
         results[name] = evaluate(
-            scored, default_checkpoint(config), split=split, out_dir=config.run.path / f"eval-{name}", n_bootstrap=0
-        )
+            scored, default_checkpoint(config), split=split, out_dir=config.run.path / f"eval-{name}",
+            n_bootstrap=0, tta=tta,
+        )  # fmt: skip
     return results
 
 

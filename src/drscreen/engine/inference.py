@@ -83,17 +83,61 @@ def eval_loader(dataset: FundusDataset, batch_size: int, workers: int, context: 
     )
 
 
+#: Test-time augmentation modes: the flips whose outputs are averaged (spatial dims flipped).
+TTA_FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "flips": ((), (3,), (2,), (2, 3)),
+}
+
+
+def _flip(tensor: Tensor, dims: tuple[int, ...]) -> Tensor:
+    return torch.flip(tensor, dims) if dims else tensor
+
+
+def tta_forward(model: nn.Module, images: Tensor, tta: str = "none") -> ModelOutput:
+    """``model(images)`` averaged over the flips of ``TTA_FLIPS[tta]``.
+
+    Grade logits are averaged as log-probabilities (their softmax is the normalised geometric
+    mean of the per-view probabilities), ``dr_score`` and ``embedding`` as values, and lesion
+    logits after flipping each map back onto the input. Side outputs are dropped.
+    """
+    if tta not in TTA_FLIPS:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; known: {', '.join(TTA_FLIPS)}")
+    views = TTA_FLIPS[tta]
+    if len(views) == 1:
+        return model(images)
+    outputs = [(dims, model(_flip(images, dims))) for dims in views]
+
+    def mean(values: list[Tensor | None]) -> Tensor | None:
+        return None if values[0] is None else torch.stack(values).float().mean(dim=0)  # type: ignore[arg-type]
+
+    def log_probs(logits: Tensor | None) -> Tensor | None:
+        return None if logits is None else logits.float().log_softmax(dim=1)
+
+    return ModelOutput(
+        dr_logits=mean([log_probs(o.dr_logits) for _, o in outputs]),
+        dr_score=mean([o.dr_score for _, o in outputs]),
+        dme_logits=mean([log_probs(o.dme_logits) for _, o in outputs]),
+        lesion_logits=mean([None if o.lesion_logits is None else _flip(o.lesion_logits, d) for d, o in outputs]),
+        embedding=mean([o.embedding for _, o in outputs]),
+    )
+
+
 @torch.no_grad()
 def iterate_outputs(
-    model: nn.Module, loader: DataLoader[Any], device: torch.device, amp_dtype: torch.dtype | None
+    model: nn.Module,
+    loader: DataLoader[Any],
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    tta: str = "none",
 ) -> Iterator[tuple[Batch, ModelOutput]]:
-    """(batch, model output) pairs over ``loader`` with the model in eval mode."""
+    """(batch, model output) pairs over ``loader`` with the model in eval mode (``tta_forward``)."""
     was_training = model.training
     model.eval()
     try:
         for batch in loader:
             with autocast_context(device, amp_dtype):
-                output = model(batch.images.to(device, non_blocking=True))
+                output = tta_forward(model, batch.images.to(device, non_blocking=True), tta)
             yield batch, output
     finally:
         model.train(was_training)
@@ -127,17 +171,19 @@ def predict(
     loss_fn: nn.Module | None = None,
     lesion_activation: str = "sigmoid",
     progress: Any = None,
+    tta: str = "none",
 ) -> Predictions:
     """Predict every sample of ``dataset`` (sharded over ranks, gathered on every rank).
 
-    ``progress``: optional callable wrapping the loader (a tqdm factory on rank 0).
+    ``progress``: optional callable wrapping the loader (a tqdm factory on rank 0). ``tta``: a
+    key of ``TTA_FLIPS`` (the loss is then computed on the averaged output).
     """
     loader = eval_loader(dataset, batch_size, workers, context)
     records: list[tuple[int, np.ndarray | None, np.ndarray | None]] = []
     lesions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     loss_sum = torch.zeros(2, dtype=torch.float64)
     batches = progress(loader) if progress is not None else loader
-    for batch, output in iterate_outputs(model, batches, context.device, amp_dtype):
+    for batch, output in iterate_outputs(model, batches, context.device, amp_dtype, tta):
         dr, dme = grade_probabilities(output)
         indices = batch.indices.tolist()
         for row, index in enumerate(indices):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections import Counter
 
+from drscreen.synth.config import SynthConfig
 from drscreen.synth.writers import LAYOUTS, read_truth, write_dataset
 
 
@@ -53,6 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument(
         "--label-noise", type=_probability, default=0.0, help="probability a recorded label moves one grade"
     )
+    parser.add_argument(
+        "--ben-graham", action="store_true",
+        help="apply Ben Graham's local-mean filter to every image, the look of the Kaggle 'Gaussian filtered' "
+        "APTOS derivative (masks unchanged)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         out = write_dataset(
             args.out, args.n, args.size, args.seed, args.layout,
             grade_distribution=args.grades, label_noise=args.label_noise, workers=args.workers, progress=not args.quiet,
+            config=SynthConfig(ben_graham=args.ben_graham),
         )  # fmt: skip
     except FileExistsError as error:
         raise SystemExit(f"drscreen synth: {error}") from None
