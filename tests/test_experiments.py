@@ -310,3 +310,14 @@ def test_results_experiments_expand_into_valid_runs(path: Path, tmp_path: Path) 
         assert run.run_dir.parent.parent == tmp_path / "out" / (experiment.spec.group or experiment.spec.name)
         datasets = run.raw["data"]["train"] + run.raw["data"]["val"]
         assert all("${" not in spec["root"] for spec in datasets)
+
+
+def test_select_runs_keeps_the_rows_asked_for_and_the_runs_they_start_from(tmp_path: Path) -> None:
+    from drscreen.engine.experiments import select_runs
+
+    path = REPO / "configs" / "results" / "aptos_ablation.yaml"
+    experiment = load_experiment(path, data_root=tmp_path, out_dir=tmp_path / "out")
+    chosen = select_runs(experiment, ["ellg", "sord"])
+    assert [(run.name, run.report) for run in chosen.runs] == [("ce", False), ("sord", True), ("ellg", True)]
+    with pytest.raises(ExperimentError, match="no run named nope"):
+        select_runs(experiment, ["nope"])

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
 import logging
@@ -342,6 +343,28 @@ def _row_axes(spec: ExperimentSpec, grid: Mapping[str, Any]) -> list[str]:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "x"
+
+
+def select_runs(experiment: Experiment, names: Sequence[str]) -> Experiment:
+    """``experiment`` reduced to the runs called ``names`` (table rows), plus the runs they start
+    from (``init``, trained or reused but left out of the table)."""
+    known = {run.name for run in experiment.runs}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ExperimentError(f"{experiment.path}: no run named {', '.join(unknown)}; runs: {', '.join(sorted(known))}")
+    by_name = {run.name: run.init for run in experiment.runs}
+    needed, pending = set(names), list(names)
+    while pending:
+        parent = by_name[pending.pop()]
+        if parent is not None and parent not in needed:
+            needed.add(parent)
+            pending.append(parent)
+    runs = [
+        run if run.name in names else dataclasses.replace(run, report=False)
+        for run in experiment.runs
+        if run.name in needed
+    ]
+    return dataclasses.replace(experiment, runs=runs)
 
 
 # ------------------------------------------------------------------------------------- running
@@ -667,6 +690,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "-o", "--override", action="append", default=[], metavar="KEY=VALUE",
         help="override an engine config value in every run, e.g. -o train.device=cuda:1 (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--runs", nargs="+", metavar="NAME",
+        help="only these runs (table rows) and the runs they start from; default: all",
+    )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their folders; train nothing")
     parser.add_argument("--report", metavar="PATH", help="also write every table together to PATH.json and PATH.md")
     parser.set_defaults(func=_run_command)
@@ -688,6 +715,8 @@ def _run_command(args: argparse.Namespace) -> int:
         try:
             experiment = load_experiment(config, data_root=data_root, tiny=args.tiny, out_dir=out,
                                          overrides=args.override)  # fmt: skip
+            if args.runs:
+                experiment = select_runs(experiment, args.runs)
             if args.dry_run:
                 for run in experiment.runs:
                     init = f" (starts from {run.init})" if run.init else ""
@@ -716,6 +745,8 @@ def _shared_flags(args: argparse.Namespace) -> list[str]:
         flags += ["--out", args.out]
     for override in args.override:
         flags += ["-o", override]
+    if args.runs:
+        flags += ["--runs", *args.runs]
     return flags
 
 

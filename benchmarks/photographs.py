@@ -1,0 +1,118 @@
+"""The shipped default model on full-resolution camera photographs (``photograph_preprocess``).
+
+The default model learnt from the APTOS 2019 224 px derivative, whose images were already cropped
+to the fundus and Ben-Graham filtered by its publisher. A user brings camera photographs instead;
+the packed model's ``photograph_preprocess`` (field-of-view crop, then drscreen's Ben Graham
+filter, then resize) turns them into inputs. This script grades the 12 full-resolution
+originals in ``<data-root>/fullres-samples`` (10 EyePACS, 2 APTOS, with their labels) that way,
+and, for the two APTOS images that also exist in ``aptos2019-224``, compares with the grade of
+the derivative image. Twelve images test that the path works and how far it agrees; they are
+far too few to validate it.
+
+Usage::
+
+    python benchmarks/photographs.py [--data-root ../shared/data] [--model PACKED_FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from drscreen.engine.schedules import write_json
+from drscreen.io import read_image
+from drscreen.models import load_pretrained
+from drscreen.preprocess import PreprocessConfig, Preprocessor
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def grade(model: torch.nn.Module, preprocess: PreprocessConfig, path: Path) -> dict[str, Any]:
+    """Predicted DR grade, P(DR >= 2) and the quality verdict of the photograph at ``path``."""
+    prepared = Preprocessor(preprocess).prepare(read_image(path))
+    with torch.no_grad():
+        probabilities = model(prepared.tensor[None]).dr_logits.softmax(dim=1)[0].numpy()
+    quality = prepared.quality
+    return {
+        "grade": int(np.argmax(probabilities)),
+        "p_referable": float(probabilities[2:].sum()),
+        "usable": None if quality is None else bool(quality.usable),
+    }
+
+
+def labelled_photographs(root: Path) -> list[tuple[str, Path, int | None]]:
+    """(dataset, path, label or None) of every photograph listed in the folders' labels.csv."""
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        with (folder / "labels.csv").open(newline="") as stream:
+            for row in csv.reader(stream):
+                if not row or row[0] in ("id_code", "image"):
+                    continue
+                matches = sorted(folder.glob(f"{row[0]}.*"))
+                if matches:
+                    found.append((folder.name, matches[0], int(row[1]) if row[1].strip() else None))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--model", type=Path, default=None, help="packed model (default: the shipped one)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    root = args.data_root / "fullres-samples"
+    if not root.is_dir():
+        sys.exit(f"{root} not found: nothing to measure")
+    packed = load_pretrained(args.model)
+    photograph = PreprocessConfig.from_dict({**packed.photograph_preprocess.to_dict(), "quality_gate": True})
+    rows = []
+    for dataset, path, label in labelled_photographs(root):
+        row = {"dataset": dataset, "image": path.name, "label": label, **grade(packed.model, photograph, path)}
+        derivative = args.data_root / "aptos2019-224" / "images" / f"{path.stem}.jpg"
+        if dataset == "aptos" and derivative.is_file():
+            row["derivative"] = grade(packed.model, packed.preprocess, derivative)
+        rows.append(row)
+    labelled = [r for r in rows if r["label"] is not None]
+    result = {
+        "command": shlex.join(["python", "benchmarks/photographs.py", *sys.argv[1:]]),
+        "rows": rows,
+        "exact": sum(r["grade"] == r["label"] for r in labelled),
+        "referable_agree": sum((r["grade"] >= 2) == (r["label"] >= 2) for r in labelled),
+        "n_labelled": len(labelled),
+    }
+    lines = [
+        "# The default model on full-resolution photographs (12 images: a check, not a validation)",
+        "",
+        f"Command: `{result['command']}`. Photograph path: field-of-view crop, Ben Graham, "
+        f"{photograph.size} px, quality gate on.",
+        "",
+        "| dataset | image | label | predicted | P(DR >= 2) | usable | derivative image: predicted, P(DR >= 2) |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        derivative = r.get("derivative")
+        other = f"{derivative['grade']}, {derivative['p_referable']:.2f}" if derivative else ""
+        label = "" if r["label"] is None else r["label"]
+        cells = [r["dataset"], r["image"], label, r["grade"], f"{r['p_referable']:.2f}", r["usable"], other]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [
+        "",
+        f"Exact grade {result['exact']}/{result['n_labelled']}, referable (DR >= 2) decision agrees "
+        f"{result['referable_agree']}/{result['n_labelled']} on the labelled images.",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out / "photographs.json")
+    (args.out / "photographs.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
