@@ -434,3 +434,13 @@ def test_lesion_losses_run_on_softmax_maps(name: str) -> None:
 
 def test_multitask_is_the_registered_class() -> None:
     assert isinstance(create_loss("multitask"), MultiTaskLoss)
+
+
+def test_softtriple_runs_in_float32_under_cpu_bf16_autocast() -> None:
+    loss_fn = create_loss("softtriple", dim=8, num_classes=5)
+    embedding = torch.randn(4, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = loss_fn(torch.nn.functional.linear(embedding, torch.eye(8)), torch.tensor([0, 1, 2, 4]))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert embedding.grad is not None and loss_fn.centers.grad is not None

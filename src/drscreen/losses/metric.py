@@ -63,9 +63,13 @@ class SoftTripleLoss(nn.Module):
         self.centers = nn.Parameter(torch.randn(num_classes, centers_per_class, dim))
 
     def similarities(self, embedding: Tensor) -> Tensor:
-        """Relaxed similarity ``S`` of each embedding to each class: (B, D) -> (B, C)."""
-        x = F.normalize(embedding, dim=1)
-        w = F.normalize(self.centers, dim=2)
+        """Relaxed similarity ``S`` of each embedding to each class: (B, D) -> (B, C), float32.
+
+        Computed in float32 whatever the autocast dtype: cosine similarities scaled by ``lam``
+        lose too much in 16 bits, and CPU autocast leaves ``einsum`` with mixed input dtypes.
+        """
+        x = F.normalize(embedding.float(), dim=1)
+        w = F.normalize(self.centers.float(), dim=2)
         sim = torch.einsum("bd,ckd->bck", x, w)
         assignment = torch.softmax(sim / self.gamma, dim=2)
         return (assignment * sim).sum(dim=2)
