@@ -321,3 +321,21 @@ def test_select_runs_keeps_the_rows_asked_for_and_the_runs_they_start_from(tmp_p
     assert [(run.name, run.report) for run in chosen.runs] == [("ce", False), ("sord", True), ("ellg", True)]
     with pytest.raises(ExperimentError, match="no run named nope"):
         select_runs(experiment, ["nope"])
+
+
+def test_a_stored_evaluation_is_reused_only_for_the_same_checkpoint_split_and_tta(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from drscreen.engine.experiments import _previous_evaluation
+
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    stored = tmp_path / "metrics.json"
+    stored.write_text(json.dumps({"checkpoint": str(checkpoint), "split": "val", "tta": "flips", "summary": {}}))
+    assert _previous_evaluation(stored, checkpoint, "val", "flips") is not None
+    assert _previous_evaluation(stored, checkpoint, "val", "none") is None
+    assert _previous_evaluation(stored, checkpoint, "test", "flips") is None
+    later = stored.stat().st_mtime + 10
+    os.utime(checkpoint, (later, later))  # retrained after the evaluation
+    assert _previous_evaluation(stored, checkpoint, "val", "flips") is None

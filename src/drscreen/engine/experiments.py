@@ -433,15 +433,31 @@ def _evaluate_run(raw: dict[str, Any], config: ExperimentConfig, sets: Mapping[s
     """``drscreen.engine.evaluate`` results of the run (engine config ``raw``, built: ``config``)
     on each evaluation set: a part of its own data, or datasets scored as its test part."""
     results: dict[str, Any] = {}
+    checkpoint = default_checkpoint(config)
     for name, entry in sets.items():
         target, tta = evaluation_target(entry)
         split = target if isinstance(target, str) else "test"
+        out = config.run.path / f"eval-{name}"
+        previous = _previous_evaluation(out / "metrics.json", checkpoint, split, tta)
+        if previous is not None:
+            results[name] = previous
+            continue
         scored = config if isinstance(target, str) else config_from_dict(set_value(raw, "data.test", target))
-        results[name] = evaluate(
-            scored, default_checkpoint(config), split=split, out_dir=config.run.path / f"eval-{name}",
-            n_bootstrap=0, tta=tta,
-        )  # fmt: skip
+        results[name] = evaluate(scored, checkpoint, split=split, out_dir=out, n_bootstrap=0, tta=tta)
     return results
+
+
+def _previous_evaluation(path: Path, checkpoint: Path, split: str, tta: str) -> dict[str, Any] | None:
+    """The evaluation stored at ``path`` when it scored this ``checkpoint`` (unchanged since) on
+    ``split`` with ``tta``; else ``None`` (it is then recomputed)."""
+    if not path.is_file() or not checkpoint.is_file() or path.stat().st_mtime < checkpoint.stat().st_mtime:
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = stored.get("checkpoint") == str(checkpoint) and stored.get("split") == split and stored.get("tta") == tta
+    return stored if same else None
 
 
 # ------------------------------------------------------------------------------------ the table
