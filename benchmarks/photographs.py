@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from drscreen.data import Sample, load_dataset
 from drscreen.engine.schedules import write_json
 from drscreen.io import read_image
 from drscreen.models import load_pretrained
@@ -35,9 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def grade(model: torch.nn.Module, preprocess: PreprocessConfig, path: Path) -> dict[str, Any]:
+#: fullres-samples sub-folder -> its labels.csv columns (image id, DR grade).
+LABEL_COLUMNS = {"aptos": ("id_code", "diagnosis"), "eyepacs": ("image", "level")}
+
+
+def grade(model: torch.nn.Module, preprocessor: Preprocessor, path: Path) -> dict[str, Any]:
     """Predicted DR grade, P(DR >= 2) and the quality verdict of the photograph at ``path``."""
-    prepared = Preprocessor(preprocess).prepare(read_image(path))
+    prepared = preprocessor.prepare(read_image(path))
     with torch.no_grad():
         probabilities = model(prepared.tensor[None]).dr_logits.softmax(dim=1)[0].numpy()
     quality = prepared.quality
@@ -48,18 +52,15 @@ def grade(model: torch.nn.Module, preprocess: PreprocessConfig, path: Path) -> d
     }
 
 
-def labelled_photographs(root: Path) -> list[tuple[str, Path, int | None]]:
-    """(dataset, path, label or None) of every photograph listed in the folders' labels.csv."""
-    found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        with (folder / "labels.csv").open(newline="") as stream:
-            for row in csv.reader(stream):
-                if not row or row[0] in ("id_code", "image"):
-                    continue
-                matches = sorted(folder.glob(f"{row[0]}.*"))
-                if matches:
-                    found.append((folder.name, matches[0], int(row[1]) if row[1].strip() else None))
-    return found
+def labelled_photographs(root: Path) -> list[Sample]:
+    """Every photograph listed in the sub-folders' labels.csv (``csv`` adapter; grade None if blank)."""
+    return [
+        sample
+        for folder, (image_column, grade_column) in LABEL_COLUMNS.items()
+        for sample in load_dataset(
+            "csv", root / folder, image_column=image_column, grade_column=grade_column, dataset_name=folder
+        )
+    ]
 
 
 def main() -> None:
@@ -73,12 +74,15 @@ def main() -> None:
         sys.exit(f"{root} not found: nothing to measure")
     packed = load_pretrained(args.model)
     photograph = PreprocessConfig.from_dict({**packed.photograph_preprocess.to_dict(), "quality_gate": True})
+    photograph_path, derivative_path = Preprocessor(photograph), Preprocessor(packed.preprocess)
     rows = []
-    for dataset, path, label in labelled_photographs(root):
-        row = {"dataset": dataset, "image": path.name, "label": label, **grade(packed.model, photograph, path)}
+    for sample in labelled_photographs(root):
+        path = Path(sample.image_path)
+        row = {"dataset": sample.dataset, "image": path.name, "label": sample.dr_grade}
+        row |= grade(packed.model, photograph_path, path)
         derivative = args.data_root / "aptos2019-224" / "images" / f"{path.stem}.jpg"
-        if dataset == "aptos" and derivative.is_file():
-            row["derivative"] = grade(packed.model, packed.preprocess, derivative)
+        if sample.dataset == "aptos" and derivative.is_file():
+            row["derivative"] = grade(packed.model, derivative_path, derivative)
         rows.append(row)
     labelled = [r for r in rows if r["label"] is not None]
     result = {

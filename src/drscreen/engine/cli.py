@@ -40,12 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     evaluate.set_defaults(func=_run_evaluate)
 
 
+def add_override_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable ``-o KEY=VALUE`` engine-config override (``args.override``, a list)."""
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML (configs/default.yaml, ...)")
-    parser.add_argument(
-        "-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. -o optim.lr=3e-4 -o run.name=try2 (repeatable)",
-    )  # fmt: skip
+    add_override_argument(parser, "override a config value, e.g. -o optim.lr=3e-4 -o run.name=try2 (repeatable)")
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import yaml
 
+from drscreen.engine.cli import add_override_argument
 from drscreen.engine.config import (
     ConfigError,
     ExperimentConfig,
@@ -702,10 +703,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="CI smoke mode: tiny models, 64 px, 1 epoch, first seed, 2 folds (synthetic data unless --data-root)",
     )  # fmt: skip
     parser.add_argument("--out", help="output folder (default: runs/papers, with --tiny runs/papers-tiny)")
-    parser.add_argument(
-        "-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-        help="override an engine config value in every run, e.g. -o train.device=cuda:1 (repeatable)",
-    )  # fmt: skip
+    add_override_argument(
+        parser, "override an engine config value in every run, e.g. -o train.device=cuda:1 (repeatable)"
+    )
     parser.add_argument(
         "--runs", nargs="+", metavar="NAME",
         help="only these runs (table rows) and the runs they start from; default: all",

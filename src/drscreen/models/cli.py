@@ -69,15 +69,14 @@ def _run_info(args: argparse.Namespace) -> int:
     from drscreen.models.pretrained import load_pretrained
 
     packed = load_pretrained(args.path)
-    parameters = sum(p.numel() for p in packed.model.parameters())
-    summary = {
+    summary: dict[str, Any] = {
         "model": type(packed.model).__name__,
-        "parameters": parameters,
-        "preprocess": {k: v for k, v in packed.preprocess.to_dict().items() if k != "quality_thresholds"},
-        "photograph_preprocess": {
-            k: v for k, v in packed.photograph_preprocess.to_dict().items() if k != "quality_thresholds"
-        },
-        "info": packed.info,
+        "parameters": sum(p.numel() for p in packed.model.parameters()),
     }
+    for name in ("preprocess", "photograph_preprocess"):
+        settings = getattr(packed, name).to_dict()
+        settings.pop("quality_thresholds")
+        summary[name] = settings
+    summary["info"] = packed.info
     print(yaml.safe_dump(summary, sort_keys=False, allow_unicode=True), end="")
     return 0
