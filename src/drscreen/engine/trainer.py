@@ -81,8 +81,8 @@ def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, ``None`` for full precision.
 
     ``fp32``: ``None``. ``auto``: bf16 where the GPU supports it, else fp16; full precision on
-    CPU. An explicit ``bf16`` / ``fp16`` also applies on CPU (bf16 roughly halves a training step
-    on CPUs with AVX-512 BF16 or AMX).
+    CPU. An explicit ``bf16`` / ``fp16`` also applies on CPU (bf16 pays off on CPUs with
+    AVX-512 BF16 or AMX).
     """
     if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
         return None
