@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from drscreen.data import Sample, load_dataset
 from drscreen.engine.schedules import write_json
 from drscreen.io import read_image
+from drscreen.metrics import decode_grades
 from drscreen.models import load_pretrained
 from drscreen.preprocess import PreprocessConfig, Preprocessor
 
@@ -39,14 +39,15 @@ RESULTS = REPO / "benchmarks" / "results"
 LABEL_COLUMNS = {"aptos": ("id_code", "diagnosis"), "eyepacs": ("image", "level")}
 
 
-def grade(model: torch.nn.Module, preprocessor: Preprocessor, path: Path) -> dict[str, Any]:
-    """Predicted DR grade, P(DR >= 2) and the quality verdict of the photograph at ``path``."""
+def grade(model: torch.nn.Module, preprocessor: Preprocessor, path: Path, dr_decoding: str) -> dict[str, Any]:
+    """Predicted DR grade (read with ``dr_decoding``), P(DR >= 2) and the quality verdict of the
+    photograph at ``path``."""
     prepared = preprocessor.prepare(read_image(path))
     with torch.no_grad():
         probabilities = model(prepared.tensor[None]).dr_logits.softmax(dim=1)[0].numpy()
     quality = prepared.quality
     return {
-        "grade": int(np.argmax(probabilities)),
+        "grade": int(decode_grades(probabilities[None], dr_decoding)[0]),
         "p_referable": float(probabilities[2:].sum()),
         "usable": None if quality is None else bool(quality.usable),
     }
@@ -79,10 +80,10 @@ def main() -> None:
     for sample in labelled_photographs(root):
         path = Path(sample.image_path)
         row = {"dataset": sample.dataset, "image": path.name, "label": sample.dr_grade}
-        row |= grade(packed.model, photograph_path, path)
+        row |= grade(packed.model, photograph_path, path, packed.dr_decoding)
         derivative = args.data_root / "aptos2019-224" / "images" / f"{path.stem}.jpg"
         if sample.dataset == "aptos" and derivative.is_file():
-            row["derivative"] = grade(packed.model, derivative_path, derivative)
+            row["derivative"] = grade(packed.model, derivative_path, derivative, packed.dr_decoding)
         rows.append(row)
     labelled = [r for r in rows if r["label"] is not None]
     result = {

@@ -88,6 +88,13 @@ def test_train_then_evaluate(synth_root: Path, tmp_path: Path, cache_dir: Path) 
     assert len(graded) == 2 and all(abs(sum(float(row[f"dr_prob_{g}"]) for g in range(5)) - 1) < 1e-4 for row in graded)
     assert json.loads((out / "metrics.json").read_text())["referable"]["n_bootstrap"] == 20
 
+    by_expectation = evaluate(config, split="test", n_bootstrap=0, dr_decoding="expected", out_dir=run_dir / "eval-e")
+    assert results["dr_decoding"] == "argmax" and by_expectation["dr_decoding"] == "expected"
+    with (run_dir / "eval-e" / "predictions.csv").open(newline="") as stream:
+        for row in csv.DictReader(stream):
+            expectation = sum(g * float(row[f"dr_prob_{g}"]) for g in range(5))
+            assert int(row["dr_pred"]) == round(expectation)
+
 
 def test_exact_resume(synth_root: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """2 epochs straight == 1 epoch, interruption, resume for the 2nd epoch (weights, log)."""

@@ -221,6 +221,12 @@ def test_finished_runs_are_reused_and_a_changed_config_is_refused(data_root: Pat
     stamp = metrics.stat().st_mtime_ns
     run_experiment(experiment)
     assert metrics.stat().st_mtime_ns == stamp, "a finished run is not trained again"
+    saved = experiment.runs[0].run_dir / "config.yaml"
+    older = yaml.safe_load(saved.read_text())
+    del older["model"]["dr_decoding"]  # written before the engine had this setting
+    saved.write_text(yaml.safe_dump(older))
+    run_experiment(experiment)
+    assert metrics.stat().st_mtime_ns == stamp, "a setting added later counts at its default"
     with pytest.raises(ExperimentError, match="holds a run of another config"):
         run_experiment(tiny(path, data_root, out_dir, "optim.lr=0.5"))
 
@@ -323,7 +329,7 @@ def test_select_runs_keeps_the_rows_asked_for_and_the_runs_they_start_from(tmp_p
         select_runs(experiment, ["nope"])
 
 
-def test_a_stored_evaluation_is_reused_only_for_the_same_checkpoint_split_and_tta(tmp_path: Path) -> None:
+def test_a_stored_evaluation_is_reused_only_for_the_same_checkpoint_split_tta_and_decoding(tmp_path: Path) -> None:
     import json
     import os
 
@@ -333,9 +339,10 @@ def test_a_stored_evaluation_is_reused_only_for_the_same_checkpoint_split_and_tt
     checkpoint.write_bytes(b"weights")
     stored = tmp_path / "metrics.json"
     stored.write_text(json.dumps({"checkpoint": str(checkpoint), "split": "val", "tta": "flips", "summary": {}}))
-    assert _previous_evaluation(stored, checkpoint, "val", "flips") is not None
-    assert _previous_evaluation(stored, checkpoint, "val", "none") is None
-    assert _previous_evaluation(stored, checkpoint, "test", "flips") is None
+    assert _previous_evaluation(stored, checkpoint, "val", "flips", "argmax") is not None  # stored before decodings
+    assert _previous_evaluation(stored, checkpoint, "val", "flips", "expected") is None
+    assert _previous_evaluation(stored, checkpoint, "val", "none", "argmax") is None
+    assert _previous_evaluation(stored, checkpoint, "test", "flips", "argmax") is None
     later = stored.stat().st_mtime + 10
     os.utime(checkpoint, (later, later))  # retrained after the evaluation
-    assert _previous_evaluation(stored, checkpoint, "val", "flips") is None
+    assert _previous_evaluation(stored, checkpoint, "val", "flips", "argmax") is None

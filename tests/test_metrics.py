@@ -21,6 +21,7 @@ from drscreen.metrics import (
     bootstrap_auc,
     bootstrap_ci,
     bootstrap_indices,
+    decode_grades,
     dice,
     format_metric,
     grading_metrics,
@@ -71,6 +72,26 @@ def test_grading_metrics_match_sklearn(k, seed):
     assert m["macro_auc"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"))
     assert m["confusion_matrix"] == confusion_matrix(y, pred).tolist()
     assert m["notes"] == []
+
+
+def test_expected_grade_decoding_by_hand():
+    probs = np.array([[0.5, 0.0, 0.0, 0.0, 0.5], [0.1, 0.6, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.4, 0.6]])
+    assert decode_grades(probs, "argmax").tolist() == [0, 1, 4]
+    assert decode_grades(probs, "expected").tolist() == [2, 1, 4]  # expectations 2.0, 1.2, 3.6
+    with pytest.raises(ValueError, match="unknown grade decoding"):
+        decode_grades(probs, "median")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_grading_metrics_with_expected_grade_match_sklearn(seed):
+    y, probs = _graded(400, 5, seed)
+    pred = np.clip(np.rint(probs @ np.arange(5)), 0, 4).astype(int)
+    m = grading_metrics(y, probs, decoding="expected")
+    assert m["qwk"] == pytest.approx(cohen_kappa_score(y, pred, weights="quadratic"))
+    assert m["accuracy"] == pytest.approx(np.mean(pred == y))
+    assert m["confusion_matrix"] == confusion_matrix(y, pred, labels=range(5)).tolist()
+    assert m["macro_auc"] == pytest.approx(grading_metrics(y, probs)["macro_auc"])  # AUCs ignore decoding
+    assert not np.array_equal(pred, probs.argmax(axis=1))
 
 
 def test_absent_grade_gives_nan_auc_with_note():

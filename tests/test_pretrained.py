@@ -21,7 +21,7 @@ def engine_checkpoint() -> dict:
     model = create_model("drscreen_effnet", **TINY)
     model.eval()
     config = {
-        "model": {"name": "drscreen_effnet", "kwargs": {**TINY, "pretrained": True}},
+        "model": {"name": "drscreen_effnet", "kwargs": {**TINY, "pretrained": True}, "dr_decoding": "expected"},
         "data": {"preprocess": {"size": 96, "crop_to_fov": False, "enhancement": "none"}},
     }
     return {"model": model.state_dict(), "config": config}
@@ -43,6 +43,7 @@ def test_pack_then_load_gives_the_same_predictions_in_half_the_bytes(tmp_path: P
     assert torch.allclose(got.dr_logits.softmax(1), expected.dr_logits.softmax(1), atol=2e-2)
     assert got.lesion_logits.shape == expected.lesion_logits.shape
     assert packed.preprocess.size == 96 and not packed.preprocess.crop_to_fov
+    assert packed.dr_decoding == "expected"
     assert packed.preprocess.normalization == reference.normalization
     assert packed.photograph_preprocess.crop_to_fov and packed.photograph_preprocess.enhancement == "ben_graham"
     torch.save(checkpoint["model"], tmp_path / "fp32.pt")
@@ -104,6 +105,6 @@ def test_default_config_is_the_ablation_row_it_documents() -> None:
 
     repo = Path(__file__).resolve().parents[1]
     default = load_config(repo / "configs" / "default.yaml")
-    experiment = load_experiment(repo / "configs" / "results" / "aptos_ablation.yaml", data_root="../shared/data")
-    row = config_from_dict(next(run for run in experiment.runs if run.name == "synthetic-lesions").raw)
+    experiment = load_experiment(repo / "configs" / "results" / "aptos_224.yaml", data_root="../shared/data")
+    row = config_from_dict(next(run for run in experiment.runs if run.name == "default").raw)
     assert replace(row, run=default.run) == default

@@ -42,6 +42,7 @@ from drscreen.engine.schedules import ROUND_HOOKS, RoundContext, RoundHook
 from drscreen.engine.trainer import Trainer
 from drscreen.explain import GMSM
 from drscreen.io import DEFAULT_LIMITS, read_image
+from drscreen.metrics import decode_grades
 from drscreen.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,14 @@ CSV_COLUMNS = ("image", "grade", "label", "source", "target", "tau", "ratio", "p
 POOL_CACHE = 32
 
 
-def correctly_classified(predictions: Predictions, samples: Sequence[Sample]) -> dict[int, int]:
-    """Index -> DR grade of the ``samples`` whose known grade equals the predicted (arg-max) one."""
+def correctly_classified(
+    predictions: Predictions, samples: Sequence[Sample], dr_decoding: str = "argmax"
+) -> dict[int, int]:
+    """Index -> DR grade of the ``samples`` whose known grade equals the predicted one (read
+    with ``dr_decoding``, ``drscreen.metrics.decode_grades``)."""
     if predictions.dr_probs is None:
         raise ValueError("ELLG lesion generation needs a model that grades DR (dr_logits or dr_score)")
-    predicted = predictions.dr_probs.argmax(axis=1)
+    predicted = decode_grades(predictions.dr_probs, dr_decoding)
     return {
         int(i): int(grade) for i, grade in zip(predictions.indices, predicted) if samples[i].dr_grade == grade
     }
@@ -162,7 +166,9 @@ def ellg_hook(
     def hook(context: RoundContext) -> list[Sample]:
         trainer, samples = context.trainer, context.train_samples
         generator = _RoundGenerator(trainer, samples, gate)
-        correct = correctly_classified(trainer.predict(generator.dataset, description="ellg"), samples)
+        correct = correctly_classified(
+            trainer.predict(generator.dataset, description="ellg"), samples, trainer.config.model.dr_decoding
+        )
         if trainer.context.is_main:
             sources = [i for i, grade in correct.items() if grade >= source_min_grade]
             targets = [i for i, grade in correct.items() if allowed is None or grade in allowed]

@@ -96,13 +96,16 @@ class ModelConfig:
     """``drscreen.models.create_model(name, checkpoint=checkpoint, **kwargs)``.
 
     ``tiny``: start from the registry's small CPU configuration (metadata ``tiny``), ``kwargs``
-    on top; for smoke tests.
+    on top; for smoke tests. ``dr_decoding``: how the predicted DR grade is read from the grade
+    probabilities (``drscreen.metrics.decode_grades``: ``argmax`` or ``expected``), in
+    validation, evaluation and the packed model.
     """
 
     name: str = "drscreen_effnet"
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
     tiny: bool = False
+    dr_decoding: Literal["argmax", "expected"] = "argmax"
 
 
 @dataclass(frozen=True)

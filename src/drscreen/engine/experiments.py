@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -58,12 +58,12 @@ from drscreen.engine.config import (
     apply_override,
     build_dataclass,
     config_from_dict,
-    config_to_dict,
     set_value,
 )
 from drscreen.engine.evaluate import default_checkpoint, evaluate
 from drscreen.engine.inference import TTA_FLIPS
 from drscreen.engine.schedules import train, write_json
+from drscreen.metrics import GRADE_DECODINGS
 
 log = logging.getLogger(__name__)
 
@@ -398,36 +398,53 @@ def run_experiment(experiment: Experiment, command: str | None = None) -> dict[s
 
 
 def _check_run_folder(config: ExperimentConfig) -> None:
-    """Refuse a run folder whose ``config.yaml`` differs from ``config``."""
+    """Refuse a run folder whose ``config.yaml`` differs from ``config``; settings added to the
+    engine since that run was made count at their defaults."""
     saved = config.run.path / "config.yaml"
     if not saved.is_file():
         return
-    wanted = yaml.safe_load(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    if yaml.safe_load(saved.read_text(encoding="utf-8")) != wanted:
+    try:
+        stored = config_from_dict(yaml.safe_load(saved.read_text(encoding="utf-8")))
+    except ConfigError:
+        stored = None
+    if stored != config:
         raise ExperimentError(
             f"{config.run.path} holds a run of another config: delete the folder or choose another --out"
         )
 
 
-def evaluation_target(target: Any) -> tuple[str | list[Any], str]:
-    """``(split or dataset list, tta)`` of an ``experiment.evaluate`` entry.
+class EvaluationTarget(NamedTuple):
+    """One ``experiment.evaluate`` entry: a part of the run's data (``val``) or a dataset list,
+    the test-time augmentation, and the DR grade decoding (``None``: the config's)."""
+
+    data: str | list[Any]
+    tta: str = "none"
+    dr_decoding: str | None = None
+
+
+def evaluation_target(target: Any) -> EvaluationTarget:
+    """The ``EvaluationTarget`` of an ``experiment.evaluate`` entry.
 
     An entry is a part of the run's own data (``val``), a list of datasets scored as its test
     part, or a mapping ``{split: val}`` / ``{datasets: [...]}`` with ``tta: flips``
-    (test-time augmentation, ``drscreen evaluate --tta``).
+    (test-time augmentation, ``drscreen evaluate --tta``) and/or ``dr_decoding: argmax``
+    (``drscreen.metrics.decode_grades``).
     """
-    tta = "none"
+    tta, dr_decoding = "none", None
     if isinstance(target, Mapping):
-        unknown = set(target) - {"split", "datasets", "tta"}
+        unknown = set(target) - {"split", "datasets", "tta", "dr_decoding"}
         if unknown or len(set(target) & {"split", "datasets"}) != 1:
-            raise ValueError("a mapping needs exactly one of split or datasets, and optionally tta")
+            raise ValueError("a mapping needs exactly one of split or datasets, and optionally tta and dr_decoding")
         tta = target.get("tta", "none")
         if tta not in TTA_FLIPS:
             raise ValueError(f"unknown tta {tta!r}; known: {', '.join(TTA_FLIPS)}")
+        dr_decoding = target.get("dr_decoding")
+        if dr_decoding is not None and dr_decoding not in GRADE_DECODINGS:
+            raise ValueError(f"unknown dr_decoding {dr_decoding!r}; known: {', '.join(GRADE_DECODINGS)}")
         target = target.get("split", target.get("datasets"))
     if not (target in SPLITS or isinstance(target, list)):
         raise ValueError(f"give one of {', '.join(SPLITS)}, a list of datasets, or a mapping with split/datasets")
-    return target, tta
+    return EvaluationTarget(target, tta, dr_decoding)
 
 
 def _evaluate_run(raw: dict[str, Any], config: ExperimentConfig, sets: Mapping[str, Any]) -> dict[str, Any]:
@@ -436,28 +453,35 @@ def _evaluate_run(raw: dict[str, Any], config: ExperimentConfig, sets: Mapping[s
     results: dict[str, Any] = {}
     checkpoint = default_checkpoint(config)
     for name, entry in sets.items():
-        target, tta = evaluation_target(entry)
+        target, tta, dr_decoding = evaluation_target(entry)
+        dr_decoding = dr_decoding or config.model.dr_decoding
         split = target if isinstance(target, str) else "test"
         out = config.run.path / f"eval-{name}"
-        previous = _previous_evaluation(out / "metrics.json", checkpoint, split, tta)
+        previous = _previous_evaluation(out / "metrics.json", checkpoint, split, tta, dr_decoding)
         if previous is not None:
             results[name] = previous
             continue
         scored = config if isinstance(target, str) else config_from_dict(set_value(raw, "data.test", target))
-        results[name] = evaluate(scored, checkpoint, split=split, out_dir=out, n_bootstrap=0, tta=tta)
+        results[name] = evaluate(
+            scored, checkpoint, split=split, out_dir=out, n_bootstrap=0, tta=tta, dr_decoding=dr_decoding
+        )
     return results
 
 
-def _previous_evaluation(path: Path, checkpoint: Path, split: str, tta: str) -> dict[str, Any] | None:
+def _previous_evaluation(
+    path: Path, checkpoint: Path, split: str, tta: str, dr_decoding: str
+) -> dict[str, Any] | None:
     """The evaluation stored at ``path`` when it scored this ``checkpoint`` (unchanged since) on
-    ``split`` with ``tta``; else ``None`` (it is then recomputed)."""
+    ``split`` with ``tta`` and ``dr_decoding``; else ``None`` (it is then recomputed)."""
     if not path.is_file() or not checkpoint.is_file() or path.stat().st_mtime < checkpoint.stat().st_mtime:
         return None
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = stored.get("checkpoint") == str(checkpoint) and stored.get("split") == split and stored.get("tta") == tta
+    same = (stored.get("checkpoint"), stored.get("split"), stored.get("tta"), stored.get("dr_decoding", "argmax")) == (
+        str(checkpoint), split, tta, dr_decoding
+    )
     return stored if same else None
 
 

@@ -24,7 +24,7 @@ from drscreen.engine.dataset import Batch, FundusDataset, collate_examples, work
 from drscreen.engine.distributed import DistContext, all_gather_objects, all_reduce_sum
 from drscreen.engine.samplers import ShardSampler
 from drscreen.grading import NUM_DR_GRADES
-from drscreen.metrics import grading_metrics, joint_accuracy, lesion_metrics, referable_metrics
+from drscreen.metrics import decode_grades, grading_metrics, joint_accuracy, lesion_metrics, referable_metrics
 from drscreen.models import ModelOutput
 
 #: Lesion probabilities are kept as 8-bit maps; AUPR over 256 thresholds is then exact.
@@ -231,10 +231,12 @@ def compute_metrics(
     *,
     n_bootstrap: int = 0,
     seed: int = 0,
+    dr_decoding: str = "argmax",
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Metrics of ``predictions`` against the labels of ``samples`` (indexed like the dataset).
 
-    Each task is scored on the samples that carry its label. Returns ``(flat, full)``: ``flat``
+    Each task is scored on the samples that carry its label; the predicted DR grade is read with
+    ``dr_decoding`` (``drscreen.metrics.decode_grades``), the DME grade by arg-max. Returns ``(flat, full)``: ``flat``
     maps short names (``dr_qwk``, ``dr_accuracy``, ``dr_macro_auc``, ``dme_accuracy``,
     ``dme_qwk``, ``joint_accuracy``, ``referable_auc``, ``referable_sensitivity``,
     ``referable_specificity``, ``lesion_dice``, ``lesion_aupr``, ``lesion_<code>_dice``,
@@ -252,14 +254,14 @@ def compute_metrics(
         keep = truth >= 0
         if probs is None or not keep.any():
             continue
-        result = grading_metrics(truth[keep], probs[keep])
+        result = grading_metrics(truth[keep], probs[keep], dr_decoding if task == "dr" else "argmax")
         full[task] = result
         flat.update({f"{task}_{key}": float(result[key]) for key in ("accuracy", "qwk", "macro_auc")})
 
     if predictions.dr_probs is not None and (dr_true >= 0).any():
         keep = dr_true >= 0
         both = predictions.dme_probs is not None and bool((dme_true[keep] >= 0).all())
-        dr_pred = predictions.dr_probs.argmax(axis=1)
+        dr_pred = decode_grades(predictions.dr_probs, dr_decoding)
         if both:
             assert predictions.dme_probs is not None
             flat["joint_accuracy"] = full["joint_accuracy"] = joint_accuracy(

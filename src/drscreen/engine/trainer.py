@@ -209,7 +209,9 @@ class Trainer:
         predictions = self.predict(dataset, description="validate")
         flat: dict[str, float] = {}
         if self.context.is_main:
-            flat, _ = compute_metrics(predictions, dataset.samples, self.model.lesion_classes)
+            flat, _ = compute_metrics(
+                predictions, dataset.samples, self.model.lesion_classes, dr_decoding=self.config.model.dr_decoding
+            )
         return broadcast_object(flat, self.context)
 
     # -------------------------------------------------------------------------------- stages

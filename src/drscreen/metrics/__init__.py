@@ -4,7 +4,13 @@ Numpy arrays in, plain floats, tuples and dicts out. See docs/metrics.md.
 """
 
 from drscreen.metrics.bootstrap import bootstrap_ci, bootstrap_indices, percentile_interval
-from drscreen.metrics.grading import grading_metrics, joint_accuracy, one_vs_rest_auc
+from drscreen.metrics.grading import (
+    GRADE_DECODINGS,
+    decode_grades,
+    grading_metrics,
+    joint_accuracy,
+    one_vs_rest_auc,
+)
 from drscreen.metrics.plots import default_grade_labels, plot_confusion_matrix
 from drscreen.metrics.referable import (
     bootstrap_auc,
@@ -18,10 +24,12 @@ from drscreen.metrics.report import MetricReport, format_metric
 from drscreen.metrics.segmentation import dice, lesion_class_metrics, lesion_metrics, pooled_aupr
 
 __all__ = [
+    "GRADE_DECODINGS",
     "MetricReport",
     "bootstrap_auc",
     "bootstrap_ci",
     "bootstrap_indices",
+    "decode_grades",
     "default_grade_labels",
     "dice",
     "format_metric",

@@ -64,12 +64,37 @@ def one_vs_rest_auc(y_true: np.ndarray, scores: np.ndarray) -> tuple[list[float]
     return aucs, notes
 
 
-def grading_metrics(y_true: Any, probs: Any) -> dict[str, Any]:
+#: How a grade is read from (N, K) class probabilities: see ``decode_grades``.
+GRADE_DECODINGS = ("argmax", "expected")
+
+
+def decode_grades(probs: Any, decoding: str = "argmax") -> np.ndarray:
+    """Predicted grades int (N,) from class probabilities float (N, K).
+
+    ``"argmax"``: the most probable grade. ``"expected"``: the expected grade
+    ``sum_k k * p_k`` rounded to the nearest grade; it minimises the expected squared grade
+    error, the cost that the quadratic weighted kappa charges, so it suits ordinal scales where
+    the probability mass spreads over neighbouring grades (rows must be probabilities).
+    """
+    scores = np.asarray(probs, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"probs must have shape (N, K), got {scores.shape}")
+    if decoding == "argmax":
+        return scores.argmax(axis=1)
+    if decoding == "expected":
+        expected = scores @ np.arange(scores.shape[1])
+        return np.clip(np.rint(expected), 0, scores.shape[1] - 1).astype(np.int64)
+    raise ValueError(f"unknown grade decoding {decoding!r}; known: {', '.join(GRADE_DECODINGS)}")
+
+
+def grading_metrics(y_true: Any, probs: Any, decoding: str = "argmax") -> dict[str, Any]:
     """Metrics of one K-class grading task (DR: K = 5, DME: K = 3).
 
     Args:
         y_true: int (N,) reference grades in [0, K).
-        probs: float (N, K) class probabilities (any scores work; the prediction is the argmax).
+        probs: float (N, K) class probabilities (with ``decoding="argmax"`` any scores work).
+        decoding: how the predicted grade is read from ``probs`` (``decode_grades``); the
+            AUCs use ``probs`` directly.
 
     Returns:
         ``n``, ``accuracy``, ``qwk`` (quadratic weighted Cohen's kappa over all K grades),
@@ -80,7 +105,7 @@ def grading_metrics(y_true: Any, probs: Any) -> dict[str, Any]:
     num_classes = np.shape(probs)[1] if np.ndim(probs) == 2 else None
     y = as_labels(y_true, "y_true", num_classes)
     scores = as_scores(probs, "probs", y.size)
-    pred = scores.argmax(axis=1)
+    pred = decode_grades(scores, decoding)
     grades = list(range(num_classes))
 
     aucs, notes = one_vs_rest_auc(y, scores)

@@ -39,8 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def metrics_record(results: dict[str, Any]) -> dict[str, Any]:
     """The card-worthy part of an evaluation's ``metrics.json``: image count, test-time
-    augmentation, the summary and the referable-DR operating point with its bootstrap intervals."""
-    record: dict[str, Any] = {key: results[key] for key in ("split", "n_images", "tta", "summary") if key in results}
+    augmentation, DR grade decoding, the summary and the referable-DR operating point with its
+    bootstrap intervals."""
+    keys = ("split", "n_images", "tta", "dr_decoding", "summary")
+    record: dict[str, Any] = {key: results[key] for key in keys if key in results}
     if "referable" in results:
         record["referable"] = results["referable"]
     return record
@@ -77,6 +79,7 @@ def _run_info(args: argparse.Namespace) -> int:
         settings = getattr(packed, name).to_dict()
         settings.pop("quality_thresholds")
         summary[name] = settings
+    summary["dr_decoding"] = packed.dr_decoding
     summary["info"] = packed.info
     print(yaml.safe_dump(summary, sort_keys=False, allow_unicode=True), end="")
     return 0

@@ -15,6 +15,8 @@ A packed file is a ``torch.save`` dict of plain types and tensors (loadable with
   became inputs);
 * ``photograph_preprocess``: the ``PreprocessConfig`` that turns a camera photograph into such an
   input (may equal ``preprocess``);
+* ``dr_decoding``: how the predicted DR grade is read from the grade probabilities
+  (``drscreen.metrics.decode_grades``), as the model was validated;
 * ``info``: free metadata (training data and command, validation metrics, which outputs were
   validated on real data).
 """
@@ -42,12 +44,14 @@ class PretrainedModel:
     """A packed model ready for inference.
 
     ``model``: fp32, eval mode, on the requested device. ``preprocess``: input preparation as in
-    training; ``photograph_preprocess``: for camera photographs. ``info``: the file's metadata.
+    training; ``photograph_preprocess``: for camera photographs. ``dr_decoding``: the DR grade
+    rule (``drscreen.metrics.decode_grades``). ``info``: the file's metadata.
     """
 
     model: DRModel
     preprocess: PreprocessConfig
     photograph_preprocess: PreprocessConfig
+    dr_decoding: str = "argmax"
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,6 +86,7 @@ def pack_checkpoint(
         "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
         "preprocess": preprocess.to_dict(),
         "photograph_preprocess": photograph.to_dict(),
+        "dr_decoding": model_config.get("dr_decoding", "argmax"),
         "info": info or {},
     }
     out = Path(out)
@@ -109,5 +114,6 @@ def load_pretrained(path: str | Path | None = None, *, device: str | torch.devic
         model=model,
         preprocess=PreprocessConfig.from_dict(payload["preprocess"]),
         photograph_preprocess=PreprocessConfig.from_dict(payload["photograph_preprocess"]),
+        dr_decoding=payload.get("dr_decoding", "argmax"),
         info=payload["info"],
     )
