@@ -26,6 +26,11 @@ def test_config_round_trips_through_json() -> None:
     assert named.normalization == IMAGENET and named.quality_thresholds.min_brightness == 10
 
 
+def test_the_model_normalisation_applies_unless_the_settings_name_one() -> None:
+    assert PreprocessConfig.for_model({"size": 96}, HALF) == PreprocessConfig(size=96, normalization=HALF)
+    assert PreprocessConfig.for_model({"normalization": "imagenet"}, HALF).normalization == IMAGENET
+
+
 @pytest.mark.parametrize(
     "bad",
     [

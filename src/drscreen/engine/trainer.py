@@ -63,13 +63,6 @@ def build_model(config: ModelConfig) -> DRModel:
     return create_model(config.name, checkpoint=config.checkpoint, **kwargs)
 
 
-def preprocess_config(config: ExperimentConfig, model: DRModel) -> PreprocessConfig:
-    """``data.preprocess`` with the model's input normalisation unless the config names one."""
-    settings = dict(config.data.preprocess)
-    settings.setdefault("normalization", model.normalization)
-    return PreprocessConfig.from_dict(settings)
-
-
 def use_deterministic_kernels() -> None:
     """Ask torch for deterministic kernels (cuBLAS needs its workspace setting before first use)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -135,7 +128,7 @@ class Trainer:
                 find_unused_parameters=unused,
             )
         self.amp_dtype = amp_dtype_for(config.train.amp, self.device)
-        self.preprocessor = Preprocessor(preprocess_config(config, self.model))
+        self.preprocessor = Preprocessor(PreprocessConfig.for_model(config.data.preprocess, self.model.normalization))
         cache = config.data.cache
         self.cache = PreparedCache(cache.dir, self.preprocessor.config) if cache.enabled else None
         self.augment = build_augmentation(config.data.augmentation, self.preprocessor.config.size)

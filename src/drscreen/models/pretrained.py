@@ -76,9 +76,7 @@ def pack_checkpoint(
     kwargs = {**model_config.get("kwargs", {}), "pretrained": False}
     model = create_model(model_config["name"], **kwargs)
     model.load_state_dict(state)
-    trained = {**config["data"].get("preprocess", {})}
-    trained.setdefault("normalization", model.normalization)
-    preprocess = PreprocessConfig.from_dict(trained)
+    preprocess = PreprocessConfig.for_model(config["data"].get("preprocess", {}), model.normalization)
     photograph = PreprocessConfig.from_dict({**preprocess.to_dict(), **(photograph_preprocess or {})})
     payload = {
         "format": PACK_FORMAT,

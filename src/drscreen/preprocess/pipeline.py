@@ -96,6 +96,12 @@ class PreprocessConfig:
             values["quality_thresholds"] = QualityThresholds(**values["quality_thresholds"])
         return cls(**values)
 
+    @classmethod
+    def for_model(cls, settings: Mapping[str, Any], model_normalization: Any) -> PreprocessConfig:
+        """``from_dict(settings)`` with the model's input normalisation (``model.normalization``)
+        unless ``settings`` name one: how training, evaluation and packed models prepare inputs."""
+        return cls.from_dict({"normalization": model_normalization, **settings})
+
 
 def _normalization(value: str | Mapping[str, Any] | Normalization) -> Normalization:
     if isinstance(value, Normalization):
