@@ -94,6 +94,18 @@ def test_grading_metrics_with_expected_grade_match_sklearn(seed):
     assert not np.array_equal(pred, probs.argmax(axis=1))
 
 
+def test_grading_intervals_are_the_stratified_bootstrap_of_accuracy_and_kappa():
+    y, probs = _graded(300, 5, 4)
+    m = grading_metrics(y, probs, decoding="expected", n_bootstrap=200, seed=3)
+    pred = decode_grades(probs, "expected")
+    kappa = bootstrap_ci(
+        lambda t, p: cohen_kappa_score(t, p, labels=range(5), weights="quadratic"), y, pred, n=200, seed=3, strata=y
+    )
+    assert m["qwk_ci"] == pytest.approx(kappa)
+    assert m["qwk_ci"][0] < m["qwk"] < m["qwk_ci"][1] and m["accuracy_ci"][0] < m["accuracy"] < m["accuracy_ci"][1]
+    assert "qwk_ci" not in grading_metrics(y, probs)
+
+
 def test_absent_grade_gives_nan_auc_with_note():
     y, probs = _graded(300, 5, 3)
     y[y == 4] = 3  # no proliferative case

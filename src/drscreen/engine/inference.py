@@ -254,7 +254,8 @@ def compute_metrics(
         keep = truth >= 0
         if probs is None or not keep.any():
             continue
-        result = grading_metrics(truth[keep], probs[keep], dr_decoding if task == "dr" else "argmax")
+        decoding = dr_decoding if task == "dr" else "argmax"
+        result = grading_metrics(truth[keep], probs[keep], decoding, n_bootstrap=n_bootstrap, seed=seed)
         full[task] = result
         flat.update({f"{task}_{key}": float(result[key]) for key in ("accuracy", "qwk", "macro_auc")})
 

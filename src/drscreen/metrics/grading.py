@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
 
+from drscreen.metrics.bootstrap import bootstrap_ci
+
 
 def as_labels(y: Any, name: str, num_classes: int | None = None) -> np.ndarray:
     """Validate integer class labels (N,) in ``[0, num_classes)``; return them as int64."""
@@ -87,7 +89,9 @@ def decode_grades(probs: Any, decoding: str = "argmax") -> np.ndarray:
     raise ValueError(f"unknown grade decoding {decoding!r}; known: {', '.join(GRADE_DECODINGS)}")
 
 
-def grading_metrics(y_true: Any, probs: Any, decoding: str = "argmax") -> dict[str, Any]:
+def grading_metrics(
+    y_true: Any, probs: Any, decoding: str = "argmax", *, n_bootstrap: int = 0, seed: int = 0
+) -> dict[str, Any]:
     """Metrics of one K-class grading task (DR: K = 5, DME: K = 3).
 
     Args:
@@ -95,6 +99,9 @@ def grading_metrics(y_true: Any, probs: Any, decoding: str = "argmax") -> dict[s
         probs: float (N, K) class probabilities (with ``decoding="argmax"`` any scores work).
         decoding: how the predicted grade is read from ``probs`` (``decode_grades``); the
             AUCs use ``probs`` directly.
+        n_bootstrap: resamples of the 95 % percentile intervals ``accuracy_ci`` and ``qwk_ci``
+            (``bootstrap_ci``, stratified by grade); 0 for none.
+        seed: seed of the resampling.
 
     Returns:
         ``n``, ``accuracy``, ``qwk`` (quadratic weighted Cohen's kappa over all K grades),
@@ -113,10 +120,20 @@ def grading_metrics(y_true: Any, probs: Any, decoding: str = "argmax") -> dict[s
     qwk = float(cohen_kappa_score(y, pred, labels=grades, weights="quadratic"))
     if np.isnan(qwk):
         notes.append("quadratic weighted kappa is undefined (NaN): no chance disagreement, e.g. one constant grade")
+    intervals: dict[str, tuple[float, float]] = {}
+    if n_bootstrap > 0:
+        intervals["accuracy_ci"] = bootstrap_ci(
+            lambda t, p: float(np.mean(t == p)), y, pred, n=n_bootstrap, seed=seed, strata=y
+        )
+        intervals["qwk_ci"] = bootstrap_ci(
+            lambda t, p: float(cohen_kappa_score(t, p, labels=grades, weights="quadratic")),
+            y, pred, n=n_bootstrap, seed=seed, strata=y,
+        )  # fmt: skip
     return {
         "n": int(y.size),
         "accuracy": float(np.mean(pred == y)),
         "qwk": qwk,
+        **intervals,
         "auc_per_grade": dict(zip(grades, aucs, strict=True)),
         "macro_auc": float(np.mean(defined)) if defined else float("nan"),
         "confusion_matrix": confusion_matrix(y, pred, labels=grades).tolist(),

@@ -39,10 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def metrics_record(results: dict[str, Any]) -> dict[str, Any]:
     """The card-worthy part of an evaluation's ``metrics.json``: image count, test-time
-    augmentation, DR grade decoding, the summary and the referable-DR operating point with its
-    bootstrap intervals."""
+    augmentation, DR grade decoding, the summary, DR kappa and accuracy and the referable-DR
+    operating point with their bootstrap intervals."""
     keys = ("split", "n_images", "tta", "dr_decoding", "summary")
     record: dict[str, Any] = {key: results[key] for key in keys if key in results}
+    if "dr" in results:
+        grading = results["dr"]
+        record["dr"] = {key: grading[key] for key in ("qwk", "qwk_ci", "accuracy", "accuracy_ci") if key in grading}
     if "referable" in results:
         record["referable"] = results["referable"]
     return record
