@@ -30,9 +30,9 @@ from drscreen.engine.experiments import (
     substitute,
     tabulate,
     write_report,
-    write_synthetic_data_root,
 )
 from drscreen.engine.schedules import balance_grades, load_parts
+from drscreen.synth.data_root import write_synthetic_data_root
 
 # Tiny synthetic sets have grades with a single image and models that predict one grade: the
 # fold splitter and kappa warn about exactly that, which is expected here.

@@ -63,7 +63,8 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
 def test_cli_pack_stores_metrics_and_info_prints_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     torch.save(engine_checkpoint(), tmp_path / "best.pt")
     metrics = {"split": "val", "n_images": 4, "tta": "none", "summary": {"dr_qwk": 0.5},
-               "referable": {"auc": 0.9, "auc_ci": [0.8, 1.0]}, "dr": {"confusion_matrix": [[1]], "qwk": 0.5, "qwk_ci": [0.2, 0.7]}}  # fmt: skip
+               "referable": {"auc": 0.9, "auc_ci": [0.8, 1.0]},
+               "dr": {"confusion_matrix": [[1]], "qwk": 0.5, "qwk_ci": [0.2, 0.7]}}  # fmt: skip
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "info.yaml").write_text("licence: test\n")
     parser = argparse.ArgumentParser()
