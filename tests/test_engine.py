@@ -96,6 +96,20 @@ def test_train_then_evaluate(synth_root: Path, tmp_path: Path, cache_dir: Path) 
             assert int(row["dr_pred"]) == round(expectation)
 
 
+def test_best_checkpoint_by_a_window_of_validations(synth_root: Path, tmp_path: Path, cache_dir: Path) -> None:
+    config = tiny_config(
+        synth_root, tmp_path, cache_dir, "optim.epochs=4", "train.monitor=loss", "train.monitor_window=2"
+    )
+    run_dir = train(config)
+    rows = read_log(run_dir)
+    losses = [float(row["val_loss"]) for row in rows]
+    windows = [float(row["val_loss_window"]) for row in rows]
+    expected = [losses[0]] + [(a + b) / 2 for a, b in zip(losses, losses[1:], strict=False)]
+    assert windows == pytest.approx(expected)
+    best_epoch = 1 + min(range(len(windows)), key=windows.__getitem__)
+    assert read_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"] == best_epoch
+
+
 def test_exact_resume(synth_root: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """2 epochs straight == 1 epoch, interruption, resume for the 2nd epoch (weights, log)."""
     straight = train(tiny_config(synth_root, tmp_path, cache_dir, "run.name=straight"))

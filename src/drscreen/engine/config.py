@@ -153,7 +153,9 @@ class TrainConfig:
       ``cuda:LOCAL_RANK``).
     - ``monitor``: the validation metric that selects ``best.pt`` and drives early stopping
       (names in docs/training.md); ``mode``: ``auto`` minimises names ending in ``loss`` and
-      maximises the others.
+      maximises the others. ``monitor_window``: compare the mean of the monitored metric over
+      the last N validations of the stage (1: each validation alone); ``best.pt`` holds the
+      weights of the validation that ends the best window.
     - ``patience``: validations without improvement before a stage stops, ``None``: never.
     - ``eval_every``: validate every N epochs (and always after a stage's last).
     - ``progress``: tqdm bars (rank 0, in a terminal). ``drop_last``: drop an incomplete last
@@ -172,6 +174,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 2
     monitor: str = "dr_qwk"
+    monitor_window: int = 1
     mode: Literal["auto", "max", "min"] = "auto"
     patience: int | None = None
     eval_every: int = 1
@@ -451,6 +454,7 @@ def _check_values(config: ExperimentConfig) -> None:
         ("optim.grad_clip", config.optim.grad_clip is None or config.optim.grad_clip > 0, "must be > 0"),
         ("train.workers", config.train.workers >= 0, "must be >= 0"),
         ("train.eval_every", config.train.eval_every >= 1, "must be >= 1"),
+        ("train.monitor_window", config.train.monitor_window >= 1, "must be >= 1"),
         ("train.patience", config.train.patience is None or config.train.patience >= 1, "must be >= 1"),
         ("schedule.alternate.phi", _in_unit(config.schedule.alternate.phi), "must be in (0, 1]"),
         ("schedule.pseudo_masks.segmentation_epochs", config.schedule.pseudo_masks.segmentation_epochs >= 1,

@@ -245,7 +245,7 @@ class Trainer:
         optimizer = build_optimizer(parameters, optim)
         scheduler = build_scheduler(optimizer, optim, len(loader))
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        state: dict[str, Any] = {"epoch": 0, "best": None, "bad_epochs": 0, "finished": False}
+        state: dict[str, Any] = {"epoch": 0, "best": None, "bad_epochs": 0, "finished": False, "recent": []}
         if resuming:
             assert resume is not None
             self.model.load_state_dict(resume["model"])
@@ -254,7 +254,7 @@ class Trainer:
             scheduler.load_state_dict(resume["scheduler"])
             scaler.load_state_dict(resume["scaler"])
             restore_rng(resume["rng"][self.context.rank])
-            state = {key: resume[key] for key in state}
+            state = {key: resume.get(key, default) for key, default in state.items()}
             self.resume_state = None
             log.info("resuming stage %s at epoch %d", name, state["epoch"] + 1)
 
@@ -277,7 +277,7 @@ class Trainer:
             if val_dataset is not None and ((epoch + 1) % self.config.train.eval_every == 0 or last_epoch):
                 metrics = self.validate(val_dataset)
                 row.update({f"val_{key}": value for key, value in metrics.items()})
-                value = metrics.get(monitor, math.nan)
+                value = self._windowed(metrics.get(monitor, math.nan), state, row)
                 best = state["best"]
                 if not math.isnan(value) and (best is None or sign * value > sign * best["value"]):
                     state["best"] = {"value": value, "epoch": epoch + 1}
@@ -299,6 +299,17 @@ class Trainer:
         if state["best"] is not None:
             barrier(self.context)
             self.model.load_state_dict(read_checkpoint(self.checkpoint_dir / "best.pt")["model"])
+
+    def _windowed(self, value: float, state: dict[str, Any], row: dict[str, Any]) -> float:
+        """``value`` averaged with the stage's previous validations (``train.monitor_window``);
+        logged as ``val_<monitor>_window`` when the window is longer than one."""
+        window = self.config.train.monitor_window
+        if window == 1 or math.isnan(value):
+            return value
+        state["recent"] = [*state["recent"], value][-window:]
+        mean = sum(state["recent"]) / len(state["recent"])
+        row[f"val_{self.config.train.monitor}_window"] = mean
+        return mean
 
     def _monitor_sign(self) -> float:
         mode = self.config.train.mode
