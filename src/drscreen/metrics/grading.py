@@ -74,8 +74,8 @@ def decode_grades(probs: Any, decoding: str = "argmax") -> np.ndarray:
     """Predicted grades int (N,) from class probabilities float (N, K).
 
     ``"argmax"``: the most probable grade. ``"expected"``: the expected grade
-    ``sum_k k * p_k`` rounded to the nearest grade; it minimises the expected squared grade
-    error, the cost that the quadratic weighted kappa charges, so it suits ordinal scales where
+    ``sum_k k * p_k`` rounded to the nearest grade; the unrounded expectation minimises the
+    expected squared grade error, the cost that the quadratic weighted kappa charges, so it suits ordinal scales where
     the probability mass spreads over neighbouring grades (rows must be probabilities).
     """
     scores = np.asarray(probs, dtype=np.float64)
