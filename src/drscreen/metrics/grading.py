@@ -75,8 +75,9 @@ def decode_grades(probs: Any, decoding: str = "argmax") -> np.ndarray:
 
     ``"argmax"``: the most probable grade. ``"expected"``: the expected grade
     ``sum_k k * p_k`` rounded to the nearest grade; the unrounded expectation minimises the
-    expected squared grade error, the cost that the quadratic weighted kappa charges, so it suits ordinal scales where
-    the probability mass spreads over neighbouring grades (rows must be probabilities).
+    expected squared grade error, the cost that the quadratic weighted kappa charges, so it
+    suits ordinal scales where the probability mass spreads over neighbouring grades (rows must
+    be probabilities).
     """
     scores = np.asarray(probs, dtype=np.float64)
     if scores.ndim != 2:
