@@ -45,8 +45,9 @@ def evaluate(
 
     ``out_dir`` defaults to ``<run folder>/eval-<split>``. ``tta``: test-time augmentation
     (``"flips"``: outputs averaged over the four flips). ``dr_decoding``: how the DR grade is
-    read from its probabilities (default: the config's ``model.dr_decoding``). Returns the metrics written to
-    ``metrics.json`` (on every rank when run under torchrun; rank 0 writes the files).
+    read from its probabilities (default: the config's ``model.dr_decoding``). Returns the
+    metrics written to ``metrics.json`` (on every rank when run under torchrun; rank 0 writes
+    the files).
     """
     checkpoint = Path(checkpoint) if checkpoint is not None else default_checkpoint(config)
     dr_decoding = dr_decoding or config.model.dr_decoding

@@ -236,8 +236,8 @@ def compute_metrics(
     """Metrics of ``predictions`` against the labels of ``samples`` (indexed like the dataset).
 
     Each task is scored on the samples that carry its label; the predicted DR grade is read with
-    ``dr_decoding`` (``drscreen.metrics.decode_grades``), the DME grade by arg-max. Returns ``(flat, full)``: ``flat``
-    maps short names (``dr_qwk``, ``dr_accuracy``, ``dr_macro_auc``, ``dme_accuracy``,
+    ``dr_decoding`` (``drscreen.metrics.decode_grades``), the DME grade by arg-max. Returns
+    ``(flat, full)``: ``flat`` maps short names (``dr_qwk``, ``dr_accuracy``, ``dr_macro_auc``, ``dme_accuracy``,
     ``dme_qwk``, ``joint_accuracy``, ``referable_auc``, ``referable_sensitivity``,
     ``referable_specificity``, ``lesion_dice``, ``lesion_aupr``, ``lesion_<code>_dice``,
     ``lesion_<code>_aupr``, ``loss``) to floats, for logging, early stopping and the choice of the

@@ -116,23 +116,24 @@ def grading_metrics(
     pred = decode_grades(scores, decoding)
     grades = list(range(num_classes))
 
+    def accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return float(np.mean(truth == predicted))
+
+    def kappa(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return float(cohen_kappa_score(truth, predicted, labels=grades, weights="quadratic"))
+
     aucs, notes = one_vs_rest_auc(y, scores)
     defined = [a for a in aucs if not np.isnan(a)]
-    qwk = float(cohen_kappa_score(y, pred, labels=grades, weights="quadratic"))
+    qwk = kappa(y, pred)
     if np.isnan(qwk):
         notes.append("quadratic weighted kappa is undefined (NaN): no chance disagreement, e.g. one constant grade")
     intervals: dict[str, tuple[float, float]] = {}
     if n_bootstrap > 0:
-        intervals["accuracy_ci"] = bootstrap_ci(
-            lambda t, p: float(np.mean(t == p)), y, pred, n=n_bootstrap, seed=seed, strata=y
-        )
-        intervals["qwk_ci"] = bootstrap_ci(
-            lambda t, p: float(cohen_kappa_score(t, p, labels=grades, weights="quadratic")),
-            y, pred, n=n_bootstrap, seed=seed, strata=y,
-        )  # fmt: skip
+        for name, metric in (("accuracy_ci", accuracy), ("qwk_ci", kappa)):
+            intervals[name] = bootstrap_ci(metric, y, pred, n=n_bootstrap, seed=seed, strata=y)
     return {
         "n": int(y.size),
-        "accuracy": float(np.mean(pred == y)),
+        "accuracy": accuracy(y, pred),
         "qwk": qwk,
         **intervals,
         "auc_per_grade": dict(zip(grades, aucs, strict=True)),
