@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from torch.optim.swa_utils import AveragedModel
 
 from drscreen.data import Sample
 from drscreen.engine import ROUND_HOOKS, RoundContext, config_from_dict, evaluate, train
@@ -110,11 +111,40 @@ def test_best_checkpoint_by_a_window_of_validations(synth_root: Path, tmp_path: 
     assert read_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"] == best_epoch
 
 
-def test_exact_resume(synth_root: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """2 epochs straight == 1 epoch, interruption, resume for the 2nd epoch (weights, log)."""
-    straight = train(tiny_config(synth_root, tmp_path, cache_dir, "run.name=straight"))
+def test_weight_average_is_validated_and_saved_as_best(
+    synth_root: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """best.pt holds the EMA of the weights after every optimiser step, not the last weights."""
+    decay, name = 0.7, "dr_head.weight"
+    seen: list[torch.Tensor] = []
+    original = AveragedModel.update_parameters
 
-    config = tiny_config(synth_root, tmp_path, cache_dir, "run.name=resumed")
+    def recording(self: AveragedModel, model: torch.nn.Module) -> None:
+        seen.append(model.state_dict()[name].detach().clone())
+        original(self, model)
+
+    monkeypatch.setattr(AveragedModel, "update_parameters", recording)
+    # Validated only after the last epoch, so that epoch is the best one.
+    config = tiny_config(synth_root, tmp_path, cache_dir, f"train.ema_decay={decay}", "train.eval_every=5")
+    run_dir = train(config)
+    expected = seen[0]
+    for weights in seen[1:]:
+        expected = decay * expected + (1 - decay) * weights
+    best = read_checkpoint(run_dir / "checkpoints" / "best.pt")["model"]
+    last = read_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert len(seen) > 2 and torch.allclose(best[name], expected, atol=1e-6)
+    assert torch.equal(last["model"][name], seen[-1]) and not torch.allclose(best[name], seen[-1])
+    assert torch.equal(last["ema"][f"module.{name}"], best[name])
+
+
+@pytest.mark.parametrize("overrides", [(), ("train.ema_decay=0.9",)], ids=["plain", "ema"])
+def test_exact_resume(
+    synth_root: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, overrides: tuple[str, ...]
+) -> None:
+    """2 epochs straight == 1 epoch, interruption, resume for the 2nd epoch (weights, log)."""
+    straight = train(tiny_config(synth_root, tmp_path, cache_dir, "run.name=straight", *overrides))
+
+    config = tiny_config(synth_root, tmp_path, cache_dir, "run.name=resumed", *overrides)
     original = Trainer.train_epoch
     calls = {"n": 0}
 
@@ -138,6 +168,9 @@ def test_exact_resume(synth_root: Path, tmp_path: Path, cache_dir: Path, monkeyp
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+    assert (a["ema"] is None) == (b["ema"] is None) == (not overrides)
+    for key in a["ema"] or {}:
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
     log_a, log_b = read_log(straight), read_log(resumed)
     assert len(log_b) == 2
     for row_a, row_b in zip(log_a, log_b, strict=True):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from drscreen.data import Sample, load_dataset
-from drscreen.engine.config import ConfigError, config_from_dict
+from drscreen.engine.config import ConfigError, DatasetSpec, config_from_dict
 from drscreen.engine.experiments import (
     Experiment,
     ExperimentError,
@@ -31,7 +31,7 @@ from drscreen.engine.experiments import (
     tabulate,
     write_report,
 )
-from drscreen.engine.schedules import balance_grades, load_parts
+from drscreen.engine.schedules import balance_grades, load_parts, load_samples
 from drscreen.synth.data_root import write_synthetic_data_root
 
 # Tiny synthetic sets have grades with a single image and models that predict one grade: the
@@ -292,6 +292,20 @@ def test_balance_grades_keeps_the_rarest_count_and_every_ungraded_image() -> Non
     assert sorted((s.dr_grade for s in kept), key=str) == [0, 1, 2, None]
     assert kept == [s for s in samples if s in kept], "order is kept"
     assert balance_grades(samples, seed=0) == kept
+
+
+def test_drop_labels_unsets_only_the_named_labels_of_that_dataset(data_root: Path) -> None:
+    root = str(data_root / "idrid")
+    kept, dropped = (
+        load_samples([DatasetSpec(name="idrid-grading", root=root, split="train", drop_labels=drop)])
+        for drop in ([], ["dr_grade"])
+    )
+    assert [s.id for s in kept] == [s.id for s in dropped] and kept
+    assert all(s.dr_grade is not None for s in kept)
+    assert all(s.dr_grade is None for s in dropped)
+    assert [s.dme_grade for s in dropped] == [s.dme_grade for s in kept]
+    with pytest.raises(ConfigError, match=r"data.train.0.drop_labels.0: must be one of"):
+        config_from_dict({"data": {"train": [{"name": "idrid-grading", "root": root, "drop_labels": ["grade"]}]}})
 
 
 def test_rounds_without_a_base_stage_start_from_the_baseline(data_root: Path, out_dir: Path) -> None:

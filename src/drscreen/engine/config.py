@@ -31,12 +31,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset adapter call: ``drscreen.data.load_dataset(name, root, split, **options)``."""
+    """One dataset adapter call: ``drscreen.data.load_dataset(name, root, split, **options)``.
+
+    ``drop_labels``: labels of these samples to treat as unknown (``dr_grade``, ``dme_grade``,
+    ``lesion_masks``), so that no loss term learns them from this dataset: for example synthetic
+    images that should teach the DME and lesion heads but not the DR grade of real photographs.
+    """
 
     name: str
     root: str
     split: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    drop_labels: list[Literal["dr_grade", "dme_grade", "lesion_masks"]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,10 @@ class TrainConfig:
       maximises the others. ``monitor_window``: compare the mean of the monitored metric over
       the last N validations of the stage (1: each validation alone); ``best.pt`` holds the
       weights of the validation that ends the best window.
+    - ``ema_decay``: keep an exponential moving average of the weights (and BatchNorm
+      statistics), ``w_avg <- decay * w_avg + (1 - decay) * w`` after every optimiser step,
+      restarted with each stage; validation, ``best.pt`` and the weights a stage hands on are
+      the averaged ones. ``None``: no averaging. 0.998 averages over about 500 steps.
     - ``patience``: validations without improvement before a stage stops, ``None``: never.
     - ``eval_every``: validate every N epochs (and always after a stage's last).
     - ``progress``: tqdm bars (rank 0, in a terminal). ``drop_last``: drop an incomplete last
@@ -175,6 +185,7 @@ class TrainConfig:
     workers: int = 2
     monitor: str = "dr_qwk"
     monitor_window: int = 1
+    ema_decay: float | None = None
     mode: Literal["auto", "max", "min"] = "auto"
     patience: int | None = None
     eval_every: int = 1
@@ -455,6 +466,7 @@ def _check_values(config: ExperimentConfig) -> None:
         ("train.workers", config.train.workers >= 0, "must be >= 0"),
         ("train.eval_every", config.train.eval_every >= 1, "must be >= 1"),
         ("train.monitor_window", config.train.monitor_window >= 1, "must be >= 1"),
+        ("train.ema_decay", config.train.ema_decay is None or 0.0 < config.train.ema_decay < 1.0, "must be in (0, 1)"),
         ("train.patience", config.train.patience is None or config.train.patience >= 1, "must be >= 1"),
         ("schedule.alternate.phi", _in_unit(config.schedule.alternate.phi), "must be in (0, 1]"),
         ("schedule.pseudo_masks.segmentation_epochs", config.schedule.pseudo_masks.segmentation_epochs >= 1,

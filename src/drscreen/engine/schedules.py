@@ -20,6 +20,7 @@ Schedules (``schedule.name``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -55,10 +56,12 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------- samples
 def load_samples(specs: list[DatasetSpec]) -> list[Sample]:
-    """The samples of every dataset in ``specs``, concatenated."""
+    """The samples of every dataset in ``specs``, concatenated, each spec's ``drop_labels`` unset."""
     samples: list[Sample] = []
     for spec in specs:
-        samples.extend(load_dataset(spec.name, spec.root, spec.split, **spec.options))
+        unknown = dict.fromkeys(spec.drop_labels)
+        for sample in load_dataset(spec.name, spec.root, spec.split, **spec.options):
+            samples.append(dataclasses.replace(sample, **unknown) if unknown else sample)
     return samples
 
 

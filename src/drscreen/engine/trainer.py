@@ -6,9 +6,13 @@ same model on its own training samples with a fresh optimiser and learning-rate 
 hands its best validation weights (its last weights when it was never validated on the
 monitored metric) to the next stage.
 
+With ``train.ema_decay`` a stage also keeps an exponential moving average of the weights
+(``torch.optim.swa_utils.AveragedModel``); the averaged weights are the ones validated, saved as
+best and handed on.
+
 Files (rank 0 only) under the run folder: ``checkpoints/last.pt`` (everything needed to resume
-exactly: stage, epoch, model, loss, optimiser, scheduler, grad scaler, RNG states of every
-rank, early-stopping state, the stage's training samples and the log history),
+exactly: stage, epoch, model, weight average, loss, optimiser, scheduler, grad scaler, RNG states
+of every rank, early-stopping state, the stage's training samples and the log history),
 ``checkpoints/best.pt`` (weights of the current stage's best epoch), ``log.csv``.
 """
 
@@ -28,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -135,6 +140,8 @@ class Trainer:
         self.recorder = RunRecorder(run_dir, enabled=context.is_main)
         self.history: list[dict[str, Any]] = []
         self.stage_index = 0
+        #: The running stage's weight average (``train.ema_decay``), ``None`` outside stages.
+        self.ema: AveragedModel | None = None
         #: The training samples of the latest stage that ran.
         self.current_samples: list[Sample] = []
         self.resume_state = read_checkpoint(self.checkpoint_dir / "last.pt") if resume else None
@@ -180,12 +187,17 @@ class Trainer:
         return tqdm(iterable, desc=description, total=total, leave=False, disable=not enabled, dynamic_ncols=True)
 
     # ---------------------------------------------------------------------------- evaluation
+    @property
+    def evaluated_model(self) -> DRModel:
+        """The weights that are validated and saved as best: the running average when there is one."""
+        return self.model if self.ema is None else self.ema.module  # type: ignore[return-value]
+
     def predict(self, dataset: FundusDataset, *, description: str = "predict", tta: str = "none") -> Predictions:
         """Predictions (and loss) of the current model on ``dataset``; every rank takes part.
 
         ``tta``: test-time augmentation (``drscreen.engine.inference.TTA_FLIPS``)."""
         return predict(
-            self.model,
+            self.evaluated_model,
             dataset,
             batch_size=self.config.optim.batch_size,
             workers=self.config.train.workers,
@@ -229,7 +241,8 @@ class Trainer:
 
         ``samples`` is called only when the stage starts fresh: a stage completed before the
         resume point is skipped, the stage being resumed takes its samples from the checkpoint.
-        At the end the model holds the stage's best (or, never validated, last) weights.
+        At the end the model holds the stage's best (or, never validated, last) weights, the
+        averaged ones with ``train.ema_decay``.
         """
         index = self.stage_index
         self.stage_index += 1
@@ -245,6 +258,10 @@ class Trainer:
         optimizer = build_optimizer(parameters, optim)
         scheduler = build_scheduler(optimizer, optim, len(loader))
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        decay = self.config.train.ema_decay
+        self.ema = None if decay is None else AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
+        )
         state: dict[str, Any] = {"epoch": 0, "best": None, "bad_epochs": 0, "finished": False, "recent": []}
         if resuming:
             assert resume is not None
@@ -253,6 +270,8 @@ class Trainer:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
             scaler.load_state_dict(resume["scaler"])
+            if self.ema is not None:
+                self.ema.load_state_dict(resume["ema"])
             restore_rng(resume["rng"][self.context.rank])
             state = {key: resume.get(key, default) for key, default in state.items()}
             self.resume_state = None
@@ -299,6 +318,9 @@ class Trainer:
         if state["best"] is not None:
             barrier(self.context)
             self.model.load_state_dict(read_checkpoint(self.checkpoint_dir / "best.pt")["model"])
+        elif self.ema is not None:
+            self.model.load_state_dict(self.ema.module.state_dict())
+        self.ema = None
 
     def _windowed(self, value: float, state: dict[str, Any], row: dict[str, Any]) -> float:
         """``value`` averaged with the stage's previous validations (``train.monitor_window``);
@@ -345,6 +367,8 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             if not names:
                 names = sorted(parts)
                 sums = torch.zeros(len(names) + 1, dtype=torch.float64)
@@ -359,7 +383,7 @@ class Trainer:
     def _save_best(self, stage: str, index: int, epoch: int, metrics: dict[str, float]) -> None:
         if self.context.is_main:
             payload = {
-                "model": self.model.state_dict(), "stage": stage, "stage_index": index, "epoch": epoch,
+                "model": self.evaluated_model.state_dict(), "stage": stage, "stage_index": index, "epoch": epoch,
                 "metrics": metrics, "config": config_to_dict(self.config),
             }  # fmt: skip
             save_checkpoint(payload, self.checkpoint_dir / "best.pt")
@@ -378,7 +402,8 @@ class Trainer:
             return
         payload = {
             "stage": index, **state,
-            "model": self.model.state_dict(), "loss": self.loss_fn.state_dict(),
+            "model": self.model.state_dict(), "ema": None if self.ema is None else self.ema.state_dict(),
+            "loss": self.loss_fn.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "rng": rng, "history": self.history, "train_samples": [sample_to_dict(s) for s in train_samples],
             "config": config_to_dict(self.config),
