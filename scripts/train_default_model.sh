@@ -3,8 +3,9 @@
 #   bash scripts/train_default_model.sh [DATA_ROOT] [-o KEY=VALUE ...]
 # DATA_ROOT holds aptos2019-224/ (default ../shared/data). Extra -o overrides go to every step,
 # e.g. -o optim.epochs=30 on a GPU. Training is the "default" row of
-# configs/results/aptos_224.yaml (= configs/default.yaml), run in
-# runs/results/aptos-224/default/seed0; writes src/drscreen/weights/drscreen_default.pt.
+# configs/results/aptos_224.yaml (= configs/default.yaml), which first trains the grading network
+# of its "ce-ema" row (runs/results/aptos-224/ce-ema/seed0) and then fits the DME and lesion heads
+# on it (runs/results/aptos-224/default/seed0); writes src/drscreen/weights/drscreen_default.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_ROOT=${1:-../shared/data}
@@ -12,7 +13,7 @@ shift || true
 SYNTH=runs/synth-bg384
 APTOS="$DATA_ROOT/aptos2019-224"
 RUN=runs/results/aptos-224/default/seed0
-ARGS=(-o "data.train.0.root=$APTOS" -o "data.val.0.root=$APTOS" "$@")
+ARGS=(-o "data.val.0.root=$APTOS" "$@")
 BEST=(--checkpoint "$RUN/checkpoints/best.pt")
 
 # 400 synthetic images (320 train, 80 test) in the IDRiD layout with APTOS-224's Ben Graham look.

@@ -26,7 +26,8 @@ from drscreen.engine import ROUND_HOOKS, RoundContext, config_from_dict, evaluat
 from drscreen.engine.checkpoint import read_checkpoint
 from drscreen.engine.config import ExperimentConfig
 from drscreen.engine.distributed import init_distributed
-from drscreen.engine.trainer import Trainer
+from drscreen.engine.trainer import Trainer, build_model
+from drscreen.models import create_model, load_checkpoint
 from drscreen.synth import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,6 +136,50 @@ def test_weight_average_is_validated_and_saved_as_best(
     assert len(seen) > 2 and torch.allclose(best[name], expected, atol=1e-6)
     assert torch.equal(last["model"][name], seen[-1]) and not torch.allclose(best[name], seen[-1])
     assert torch.equal(last["ema"][f"module.{name}"], best[name])
+
+
+def test_heads_added_to_a_trained_network_and_trained_with_it_frozen(
+    synth_root: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    """A DR-only run, then DME and lesion heads fitted with the encoder and DR head frozen: the
+    frozen weights and BatchNorm statistics come out exactly as the first run left them."""
+    grading = train(tiny_config(
+        synth_root, tmp_path, cache_dir, "run.name=grading", "model.kwargs.dme=false", "model.kwargs.lesions=false",
+        "loss.kwargs={preset: sunet, dme_loss: null, lesion_loss: null}",
+    ))  # fmt: skip
+    checkpoint = grading / "checkpoints" / "last.pt"
+    base = read_checkpoint(checkpoint)["model"]
+    with pytest.raises(RuntimeError, match="Missing key"):
+        train(tiny_config(synth_root, tmp_path, cache_dir, "run.name=strict", f"model.checkpoint={checkpoint}"))
+    heads = train(tiny_config(
+        synth_root, tmp_path, cache_dir, "run.name=heads", f"model.checkpoint={checkpoint}",
+        "model.checkpoint_allow_missing=true", "model.freeze=[encoder, dr_head]",
+    ))  # fmt: skip
+    after = read_checkpoint(heads / "checkpoints" / "last.pt")["model"]
+    frozen = [key for key in base if key.startswith(("encoder.", "dr_head."))]
+    assert any("running_mean" in key for key in frozen)
+    for key in frozen:
+        assert torch.equal(after[key], base[key]), key
+    assert not torch.equal(after["dme_head.weight"], train_start_weights(tmp_path, synth_root, cache_dir))
+    with pytest.raises(ValueError, match="no sub-module"):
+        train(tiny_config(synth_root, tmp_path, cache_dir, "run.name=typo", "model.freeze=[encodr]"))
+
+
+def train_start_weights(tmp_path: Path, synth_root: Path, cache_dir: Path) -> torch.Tensor:
+    """The DME head's weights as the trainer initialises them for the tiny config."""
+    config = tiny_config(synth_root, tmp_path, cache_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(config.train.seed)
+        return build_model(config.model).dme_head.weight.detach()
+
+
+def test_checkpoint_weights_without_a_place_are_an_error(tmp_path: Path) -> None:
+    model = create_model("drscreen_effnet", encoder="simple_cnn", dme=True, lesions=False)
+    path = tmp_path / "full.pt"
+    torch.save({"model": model.state_dict()}, path)
+    smaller = create_model("drscreen_effnet", encoder="simple_cnn", dme=False, lesions=False)
+    with pytest.raises(RuntimeError, match="without a place"):
+        load_checkpoint(smaller, path, allow_missing=True)
 
 
 @pytest.mark.parametrize("overrides", [(), ("train.ema_decay=0.9",)], ids=["plain", "ema"])

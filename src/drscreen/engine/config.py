@@ -99,18 +99,24 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``drscreen.models.create_model(name, checkpoint=checkpoint, **kwargs)``.
+    """``drscreen.models.create_model(name, **kwargs)`` with the weights of ``checkpoint``.
 
     ``tiny``: start from the registry's small CPU configuration (metadata ``tiny``), ``kwargs``
-    on top; for smoke tests. ``dr_decoding``: how the predicted DR grade is read from the grade
-    probabilities (``drscreen.metrics.decode_grades``: ``argmax`` or ``expected``), in
-    validation, evaluation and the packed model.
+    on top; for smoke tests. ``checkpoint_allow_missing``: the checkpoint may lack some of the
+    model's weights (heads added to a trained network), which keep their initial values.
+    ``freeze``: names of sub-modules (``encoder``, ``feature_head``, ``dr_head``) whose weights
+    stay fixed: no gradient, left out of the optimiser, and in evaluation mode during training
+    so that their BatchNorm statistics do not move either. ``dr_decoding``: how the predicted
+    DR grade is read from the grade probabilities (``drscreen.metrics.decode_grades``: ``argmax``
+    or ``expected``), in validation, evaluation and the packed model.
     """
 
     name: str = "drscreen_effnet"
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    checkpoint_allow_missing: bool = False
     tiny: bool = False
+    freeze: list[str] = field(default_factory=list)
     dr_decoding: Literal["argmax", "expected"] = "argmax"
 
 

@@ -52,7 +52,7 @@ from drscreen.engine.optim import build_optimizer, build_scheduler
 from drscreen.engine.recorder import RunRecorder
 from drscreen.engine.samplers import AlternatingBatchSampler
 from drscreen.losses import create_loss
-from drscreen.models import DRModel, create_model
+from drscreen.models import DRModel, create_model, load_checkpoint
 from drscreen.models.registry import MODELS
 from drscreen.preprocess import PreprocessConfig, Preprocessor
 from drscreen.transforms import build_augmentation
@@ -63,9 +63,26 @@ SamplesFactory = Callable[[], list[Sample]]
 
 
 def build_model(config: ModelConfig) -> DRModel:
-    """The configured registry model (``tiny`` settings first, ``kwargs`` on top)."""
+    """The configured registry model (``tiny`` settings first, ``kwargs`` on top) with the
+    checkpoint's weights (``freeze`` is the trainer's business)."""
     kwargs = {**(MODELS.get(config.name).metadata.get("tiny", {}) if config.tiny else {}), **config.kwargs}
-    return create_model(config.name, checkpoint=config.checkpoint, **kwargs)
+    model = create_model(config.name, **kwargs)
+    if config.checkpoint is not None:
+        load_checkpoint(model, config.checkpoint, allow_missing=config.checkpoint_allow_missing)
+    return model
+
+
+def frozen_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """Turn off the gradients of the sub-modules called ``names`` and return those modules.
+
+    Raises ``ValueError`` for a name that is not a sub-module of ``model``."""
+    modules = dict(model.named_modules())
+    unknown = [name for name in names if not name or name not in modules]
+    if unknown:
+        raise ValueError(f"model.freeze: no sub-module {unknown} in {type(model).__name__}")
+    for name in names:
+        modules[name].requires_grad_(False)
+    return [modules[name] for name in names]
 
 
 def use_deterministic_kernels() -> None:
@@ -121,6 +138,7 @@ class Trainer:
             self.model: DRModel = build_model(config.model).to(self.device)
         if config.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.frozen = frozen_modules(self.model, config.model.freeze)
         self.loss_fn: nn.Module = create_loss(config.loss.name, **config.loss.kwargs).to(self.device)
         self.network: nn.Module = self.model
         if context.distributed:
@@ -254,7 +272,9 @@ class Trainer:
         self.current_samples = train_samples
         dataset = self.dataset(train_samples, train=True)
         loader, sampler = self._train_loader(dataset, optim.batch_size, alternate)
-        parameters = list(itertools.chain(self.model.parameters(), self.loss_fn.parameters()))
+        parameters = [
+            p for p in itertools.chain(self.model.parameters(), self.loss_fn.parameters()) if p.requires_grad
+        ]
         optimizer = build_optimizer(parameters, optim)
         scheduler = build_scheduler(optimizer, optim, len(loader))
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -350,6 +370,8 @@ class Trainer:
     ) -> dict[str, float]:
         """One pass over ``loader``; returns each loss part averaged over batches and ranks."""
         self.network.train()
+        for module in self.frozen:
+            module.eval()
         self.loss_fn.train()
         names: list[str] = []
         sums: torch.Tensor | None = None

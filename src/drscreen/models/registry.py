@@ -44,11 +44,15 @@ register_model = MODELS.register
 register_encoder = ENCODERS.register
 
 
-def load_checkpoint(module: nn.Module, path: str | Path, *, strict: bool = True) -> nn.Module:
+def load_checkpoint(
+    module: nn.Module, path: str | Path, *, strict: bool = True, allow_missing: bool = False
+) -> nn.Module:
     """Load weights from ``path`` into ``module`` (in place) and return it.
 
     Accepts a bare state dict or a dict holding one under ``"state_dict"``, ``"model"`` or
     ``"model_state"`` (the engine's checkpoints). A ``"module."`` prefix (DDP) is stripped.
+    ``allow_missing``: parameters the file lacks (heads added since) keep their initial values;
+    weights the module has no place for are still an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -61,6 +65,11 @@ def load_checkpoint(module: nn.Module, path: str | Path, *, strict: bool = True)
                 state = payload[key]
                 break
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    if allow_missing:
+        unexpected = sorted(set(state) - set(module.state_dict()))
+        if unexpected:
+            raise RuntimeError(f"{path}: weights without a place in {type(module).__name__}: {unexpected[:5]}")
+        strict = False
     module.load_state_dict(state, strict=strict)
     return module
 
