@@ -29,6 +29,7 @@ from drscreen.engine.experiments import (
     run_experiment,
     substitute,
     tabulate,
+    validation_curves,
     write_report,
 )
 from drscreen.engine.schedules import balance_grades, load_parts, load_samples
@@ -89,6 +90,8 @@ def test_paper_experiment_runs_end_to_end(path: Path, data_root: Path, out_dir: 
     written = json.loads((experiment.group_dir / f"{experiment.spec.name}.json").read_text())
     assert written["tiny"] is True and written["columns"] == [c.label for c in experiment.spec.columns]
     assert (experiment.group_dir / f"{experiment.spec.name}.md").read_text().startswith("### ")
+    curves = validation_curves([(run.name, config_from_dict(run.raw)) for run in experiment.runs if run.report])
+    assert (experiment.group_dir / f"{experiment.spec.name}_curves.png").is_file() == bool(curves)
     reported = {run.row for run in experiment.runs if run.report}
     assert [row["label"] for row in table["rows"]] == list(dict.fromkeys(r.row for r in experiment.runs if r.report))
     assert len(table["rows"]) == len(reported)
@@ -292,6 +295,21 @@ def test_balance_grades_keeps_the_rarest_count_and_every_ungraded_image() -> Non
     assert sorted((s.dr_grade for s in kept), key=str) == [0, 1, 2, None]
     assert kept == [s for s in samples if s in kept], "order is kept"
     assert balance_grades(samples, seed=0) == kept
+
+
+def test_validation_curves_read_every_validation_of_the_log(tmp_path: Path) -> None:
+    config = config_from_dict({
+        "data": {"train": [{"name": "x", "root": "y"}]}, "run": {"dir": str(tmp_path), "name": "r"},
+        "train": {"monitor": "dr_qwk"},
+    })  # fmt: skip
+    assert validation_curves([("r", config)]) == {}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "log.csv").write_text(
+        "stage,epoch,val_dr_qwk,val_referable_auc\ntrain,1,0.5,0.9\ntrain,2,,\ntrain,3,0.7,0.95\nround1,1,0.8,\n"
+    )
+    assert validation_curves([("r", config)]) == {
+        "val_dr_qwk": {"r": [0.5, 0.7, 0.8]}, "val_referable_auc": {"r": [0.9, 0.95]}
+    }
 
 
 def test_drop_labels_unsets_only_the_named_labels_of_that_dataset(data_root: Path) -> None:

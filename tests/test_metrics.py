@@ -29,6 +29,7 @@ from drscreen.metrics import (
     lesion_class_metrics,
     lesion_metrics,
     plot_confusion_matrix,
+    plot_curves,
     pooled_aupr,
     referable_labels,
     referable_metrics,
@@ -334,6 +335,15 @@ def test_confusion_matrix_png_is_a_valid_image(tmp_path):
     assert (tmp_path / "dme.png").stat().st_size > 0
     with pytest.raises(ValueError):
         plot_confusion_matrix(np.ones((2, 3)), None, tmp_path / "bad.png")
+
+
+def test_curves_png_has_one_panel_per_metric(tmp_path):
+    curves = {"val_dr_qwk": {"a": [0.5, 0.7, 0.8], "b": [0.6, float("nan")]}, "val_referable_auc": {"a": [0.9]}}
+    one = matplotlib.image.imread(plot_curves({"val_dr_qwk": curves["val_dr_qwk"]}, tmp_path / "one.png", dpi=50))
+    two = matplotlib.image.imread(plot_curves(curves, tmp_path / "two.png", title="t", dpi=50))
+    assert one.shape[0] == two.shape[0] and two.shape[1] > 1.8 * one.shape[1]
+    with pytest.raises(ValueError, match="no values"):
+        plot_curves({"val_dr_qwk": {"a": []}}, tmp_path / "none.png")
 
 
 def test_metric_report_row():

@@ -19,7 +19,8 @@ and is scored with ``drscreen.engine.evaluate`` on every evaluation set. A run f
 ``metrics.json`` exists is not trained again (experiments resume, and tables of one paper share
 identical runs); a folder holding another config is an error. Each cell of the table is the
 mean over the replicates (seeds x folds) with the sample standard deviation; the table is
-written as ``<out>/<group>/<name>.{json,md}``.
+written as ``<out>/<group>/<name>.{json,md}``, and each run's validation curves (its monitored
+metric and, where there is one, the referable AUC, from ``log.csv``) as ``<name>_curves.png``.
 
 ``drscreen experiment CONFIG [CONFIG ...] [--data-root DIR | --synthetic N] [--tiny]`` runs
 experiments from the command line; ``drscreen.synth.data_root`` writes the synthetic stand-in
@@ -61,7 +62,7 @@ from drscreen.engine.config import (
 from drscreen.engine.evaluate import default_checkpoint, evaluate
 from drscreen.engine.inference import TTA_FLIPS
 from drscreen.engine.schedules import train, write_json
-from drscreen.metrics import GRADE_DECODINGS
+from drscreen.metrics import GRADE_DECODINGS, plot_curves
 from drscreen.synth.data_root import DATASET_FOLDERS, SYNTHETIC_MARKER, write_synthetic_data_root
 
 log = logging.getLogger(__name__)
@@ -384,7 +385,28 @@ def run_experiment(experiment: Experiment, command: str | None = None) -> dict[s
     experiment.group_dir.mkdir(parents=True, exist_ok=True)
     write_json(table, experiment.group_dir / f"{spec.name}.json")
     (experiment.group_dir / f"{spec.name}.md").write_text(table_markdown(table), encoding="utf-8")
+    curves = validation_curves([(f"{run.name}/{run.run_dir.name}", done[(run.name, run.seed, run.fold)])
+                                for run, _ in records])  # fmt: skip
+    if curves:
+        plot_curves(curves, experiment.group_dir / f"{spec.name}_curves.png", title=spec.title)
     return table
+
+
+def validation_curves(runs: Sequence[tuple[str, ExperimentConfig]]) -> dict[str, dict[str, list[float]]]:
+    """``{"val_<monitor>": {label: values}, "val_referable_auc": {...}}`` from each run's
+    ``log.csv``: the value of every validation, in order (all stages); empty without logs."""
+    curves: dict[str, dict[str, list[float]]] = {}
+    for label, config in runs:
+        path = config.run.path / "log.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+        for metric in dict.fromkeys([f"val_{config.train.monitor}", "val_referable_auc"]):
+            values = [float(row[metric]) for row in rows if row.get(metric)]
+            if values:
+                curves.setdefault(metric, {})[label] = values
+    return curves
 
 
 def _check_run_folder(config: ExperimentConfig) -> None:

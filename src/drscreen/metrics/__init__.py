@@ -11,7 +11,7 @@ from drscreen.metrics.grading import (
     joint_accuracy,
     one_vs_rest_auc,
 )
-from drscreen.metrics.plots import default_grade_labels, plot_confusion_matrix
+from drscreen.metrics.plots import default_grade_labels, plot_confusion_matrix, plot_curves
 from drscreen.metrics.referable import (
     bootstrap_auc,
     referable_labels,
@@ -40,6 +40,7 @@ __all__ = [
     "one_vs_rest_auc",
     "percentile_interval",
     "plot_confusion_matrix",
+    "plot_curves",
     "pooled_aupr",
     "referable_labels",
     "referable_metrics",

@@ -1,9 +1,10 @@
-"""Confusion-matrix figure saved as PNG (matplotlib's Agg canvas; no pyplot, no global backend)."""
+"""Figures saved as PNG: confusion matrices and training curves (matplotlib's Agg canvas; no
+pyplot, no global backend)."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,47 @@ def plot_confusion_matrix(
     ax.set_ylabel("reference")
     if title:
         ax.set_title(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=dpi)
+    return path
+
+
+def plot_curves(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | Path,
+    xlabel: str = "validation",
+    title: str | None = None,
+    dpi: int = 120,
+) -> Path:
+    """Save one panel per metric, one line per run, as a PNG.
+
+    Args:
+        curves: ``{metric name: {run label: values}}``; the k-th value is drawn at x = k + 1
+            (validations of one run, in order). NaN values leave gaps.
+        path: output file; parent folders are created.
+        xlabel: what the x axis counts.
+        title: optional figure title.
+        dpi: resolution.
+
+    Returns:
+        The path written.
+    """
+    panels = {metric: runs for metric, runs in curves.items() if any(len(v) for v in runs.values())}
+    if not panels:
+        raise ValueError("no values to plot")
+    fig = Figure(figsize=(6.0 * len(panels), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (metric, runs) in zip(axes, panels.items(), strict=True):
+        for label, values in runs.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+        ax.set_title(metric)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=dpi)
