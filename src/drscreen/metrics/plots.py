@@ -80,10 +80,7 @@ def plot_confusion_matrix(
     ax.set_ylabel("reference")
     if title:
         ax.set_title(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
+    return save_png(fig, path, dpi)
 
 
 def plot_curves(
@@ -121,6 +118,11 @@ def plot_curves(
     axes[0].legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title)
+    return save_png(fig, path, dpi)
+
+
+def save_png(fig: Figure, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (parent folders created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=dpi)
