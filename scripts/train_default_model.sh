@@ -4,7 +4,7 @@
 # DATA_ROOT holds aptos2019-224/ (default ../shared/data). Extra -o overrides go to every step,
 # e.g. -o optim.epochs=30 on a GPU. Training is the "default" row of
 # configs/results/aptos_224.yaml (= configs/default.yaml), which first trains the grading network
-# of its "ce-ema" row (runs/results/aptos-224/ce-ema/seed0) and then fits the DME and lesion heads
+# of its "ce-window" row (runs/results/aptos-224/ce-window/seed0) and then fits the DME and lesion heads
 # on it (runs/results/aptos-224/default/seed0); writes src/drscreen/weights/drscreen_default.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
