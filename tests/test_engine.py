@@ -26,7 +26,8 @@ from drscreen.engine import ROUND_HOOKS, RoundContext, config_from_dict, evaluat
 from drscreen.engine.checkpoint import read_checkpoint
 from drscreen.engine.config import ExperimentConfig
 from drscreen.engine.distributed import init_distributed
-from drscreen.engine.trainer import Trainer, build_model
+from drscreen.engine.recorder import read_log
+from drscreen.engine.trainer import Trainer, initial_model
 from drscreen.models import create_model, load_checkpoint
 from drscreen.synth import write_dataset
 
@@ -57,11 +58,6 @@ def tiny_config(synth_root: Path, run_dir: Path, cache_dir: Path, *overrides: st
     return config_from_dict(
         raw, [*paths, f"run.dir={run_dir}", f"data.cache.dir={cache_dir}", "train.workers=0", *overrides]
     )
-
-
-def read_log(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "log.csv").open(newline="") as stream:
-        return list(csv.DictReader(stream))
 
 
 def test_train_then_evaluate(synth_root: Path, tmp_path: Path, cache_dir: Path) -> None:
@@ -160,17 +156,10 @@ def test_heads_added_to_a_trained_network_and_trained_with_it_frozen(
     assert any("running_mean" in key for key in frozen)
     for key in frozen:
         assert torch.equal(after[key], base[key]), key
-    assert not torch.equal(after["dme_head.weight"], train_start_weights(tmp_path, synth_root, cache_dir))
+    config = tiny_config(synth_root, tmp_path, cache_dir)
+    assert not torch.equal(after["dme_head.weight"], initial_model(config.model, config.train.seed).dme_head.weight)
     with pytest.raises(ValueError, match="no sub-module"):
         train(tiny_config(synth_root, tmp_path, cache_dir, "run.name=typo", "model.freeze=[encodr]"))
-
-
-def train_start_weights(tmp_path: Path, synth_root: Path, cache_dir: Path) -> torch.Tensor:
-    """The DME head's weights as the trainer initialises them for the tiny config."""
-    config = tiny_config(synth_root, tmp_path, cache_dir)
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(config.train.seed)
-        return build_model(config.model).dme_head.weight.detach()
 
 
 def test_checkpoint_weights_without_a_place_are_an_error(tmp_path: Path) -> None:

@@ -30,7 +30,6 @@ for the data root that the tests and the synthetic benchmark use.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import json
@@ -61,6 +60,7 @@ from drscreen.engine.config import (
 )
 from drscreen.engine.evaluate import default_checkpoint, evaluate
 from drscreen.engine.inference import TTA_FLIPS
+from drscreen.engine.recorder import read_log
 from drscreen.engine.schedules import train, write_json
 from drscreen.metrics import GRADE_DECODINGS, plot_curves
 from drscreen.synth.data_root import DATASET_FOLDERS, SYNTHETIC_MARKER, write_synthetic_data_root
@@ -397,11 +397,7 @@ def validation_curves(runs: Sequence[tuple[str, ExperimentConfig]]) -> dict[str,
     ``log.csv``: the value of every validation, in order (all stages); empty without logs."""
     curves: dict[str, dict[str, list[float]]] = {}
     for label, config in runs:
-        path = config.run.path / "log.csv"
-        if not path.is_file():
-            continue
-        with path.open(newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream))
+        rows = read_log(config.run.path)
         for metric in dict.fromkeys([f"val_{config.train.monitor}", "val_referable_auc"]):
             values = [float(row[metric]) for row in rows if row.get(metric)]
             if values:
@@ -572,11 +568,7 @@ def tabulate(experiment: Experiment, records: Sequence[tuple[PlannedRun, dict[st
 
 def training_seconds(run_dir: Path) -> float:
     """Seconds the run spent training and validating, from its ``log.csv`` (0 without one)."""
-    log_file = run_dir / "log.csv"
-    if not log_file.is_file():
-        return 0.0
-    with log_file.open(newline="", encoding="utf-8") as stream:
-        return round(sum(float(row["seconds"]) for row in csv.DictReader(stream)), 1)
+    return round(sum(float(row["seconds"]) for row in read_log(run_dir)), 1)
 
 
 def _summarise(values: Sequence[float]) -> dict[str, float | int | None] | None:

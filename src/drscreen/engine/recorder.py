@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import Any
 
 
+def read_log(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of ``run_dir/log.csv`` as written by ``RunRecorder`` (empty without one);
+    a column a row lacks is the empty string."""
+    path = run_dir / "log.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
 class RunRecorder:
     """Writes the epoch history of a run; a disabled recorder (ranks other than 0) does nothing.
 

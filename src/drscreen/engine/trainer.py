@@ -72,6 +72,14 @@ def build_model(config: ModelConfig) -> DRModel:
     return model
 
 
+def initial_model(config: ModelConfig, seed: int) -> DRModel:
+    """``build_model(config)`` with the random initialisation seeded by ``seed`` (the global RNG
+    state is left as it was), so that every rank and every re-initialisation gets the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        return build_model(config)
+
+
 def frozen_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
     """Turn off the gradients of the sub-modules called ``names`` and return those modules.
 
@@ -133,9 +141,7 @@ class Trainer:
         self.device = context.device
         if config.train.deterministic:
             use_deterministic_kernels()
-        with torch.random.fork_rng(devices=[]):  # every rank builds identical weights
-            torch.default_generator.manual_seed(config.train.seed)
-            self.model: DRModel = build_model(config.model).to(self.device)
+        self.model: DRModel = initial_model(config.model, config.train.seed).to(self.device)
         if config.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.frozen = frozen_modules(self.model, config.model.freeze)
@@ -240,10 +246,7 @@ class Trainer:
     # -------------------------------------------------------------------------------- stages
     def reinitialise(self) -> None:
         """Put the model back to its initial weights (same seed, same checkpoint)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(self.config.train.seed)
-            fresh = build_model(self.config.model)
-        self.model.load_state_dict(fresh.state_dict())
+        self.model.load_state_dict(initial_model(self.config.model, self.config.train.seed).state_dict())
 
     def run_stage(
         self,
