@@ -104,7 +104,7 @@ def test_default_config_is_the_ablation_row_it_documents() -> None:
     from drscreen.engine.config import load_config
     from drscreen.engine.experiments import load_experiment
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     default = load_config(repo / "configs" / "default.yaml")
     experiment = load_experiment(
         repo / "configs" / "results" / "aptos_224.yaml", data_root="../shared/data", out_dir="runs/results"

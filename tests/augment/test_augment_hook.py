@@ -29,7 +29,7 @@ from drscreen.engine.inference import Predictions
 from drscreen.engine.trainer import Trainer
 from drscreen.synth import write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: The training image the oracle grades wrongly (a healthy one: it must not become a target).
 WRONG = "train/IDRiD_005"
 

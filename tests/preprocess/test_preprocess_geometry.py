@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage as ndi
-from test_preprocess_fixtures import fundus_photo
+from preprocess_fixtures import fundus_photo
 
 from drscreen.preprocess import CropGeometry, Ellipse, detect_fov
 from drscreen.preprocess.fov import ClippedSides, FieldOfView

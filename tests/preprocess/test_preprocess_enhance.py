@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from test_preprocess_fixtures import fundus_photo
+from preprocess_fixtures import fundus_photo
 
 from drscreen.preprocess import ben_graham, clahe
 

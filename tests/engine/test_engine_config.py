@@ -16,7 +16,7 @@ from drscreen.engine.optim import build_optimizer, build_scheduler
 from drscreen.engine.samplers import AlternatingBatchSampler, ShardSampler
 from drscreen.engine.schedules import clear_lesions_on_dr0, keep_mask_fraction, pseudo_mask_channels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {"data": {"train": [{"name": "idrid-grading", "root": "/data/idrid", "split": "train"}]}}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
-from test_preprocess_fixtures import fundus_photo, iou
+from preprocess_fixtures import fundus_photo, iou
 
 from drscreen.preprocess import Ellipse, detect_fov
 from drscreen.preprocess.fov import WORKING_SIZE

@@ -31,7 +31,7 @@ from drscreen.engine.trainer import Trainer, initial_model
 from drscreen.models import create_model, load_checkpoint
 from drscreen.synth import write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "tiny" / "smoke.yaml"
 
 

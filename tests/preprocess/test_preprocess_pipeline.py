@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_preprocess_fixtures import fundus_photo, iou
+from preprocess_fixtures import fundus_photo, iou
 
 from drscreen.preprocess import ENHANCEMENTS, HALF, IMAGENET, PreprocessConfig, Preprocessor, QualityIssue
 

@@ -42,7 +42,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER_CONFIGS = sorted((REPO / "configs" / "papers").glob("*/[!_]*.yaml"))
 
 

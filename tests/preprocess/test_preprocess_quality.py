@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from test_preprocess_fixtures import fundus_photo
+from preprocess_fixtures import fundus_photo
 
 from drscreen.preprocess import DEFAULT_THRESHOLDS, QualityIssue, QualityThresholds, assess_quality, detect_fov
 
