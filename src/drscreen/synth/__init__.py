@@ -2,28 +2,22 @@
 
 The generator is the project's only source of per-class lesion truth (MA, HE, EX, SE, NV) and of
 DME labels. Everything is seeded: the same seed and size give byte-identical images and masks.
-See ``docs/synthetic.md`` for what is rendered and the exact grading rules.
+See ``docs/synthetic.md`` for what is rendered; the grading rules are :mod:`drscreen.retina`.
 """
 
 from drscreen.synth.config import SynthConfig
 from drscreen.synth.generator import MASK_CODES, SynthFundus, fundus_geometry, generate_fundus
 from drscreen.synth.lesions import Lesion
-from drscreen.synth.rules import Quadrant, dme_grade, dme_grade_from_mask, dr_grade, quadrants_of
 from drscreen.synth.writers import LAYOUTS, allocate_grades, write_dataset
 
 __all__ = [
     "LAYOUTS",
     "MASK_CODES",
     "Lesion",
-    "Quadrant",
     "SynthConfig",
     "SynthFundus",
     "allocate_grades",
-    "dme_grade",
-    "dme_grade_from_mask",
-    "dr_grade",
     "fundus_geometry",
     "generate_fundus",
-    "quadrants_of",
     "write_dataset",
 ]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drscreen import retina
 from drscreen.grading import validate_dme_grade, validate_dr_grade
-from drscreen.synth import rules
 from drscreen.synth.anatomy import FundusGeometry, illumination, render_reflectance, sample_appearance, sample_geometry
 from drscreen.synth.camera import apply_camera
 from drscreen.synth.config import SynthConfig
@@ -38,10 +38,10 @@ class SynthFundus:
     """A synthetic fundus photograph and its truth.
 
     ``image`` (H, W, 3) uint8 RGB; ``masks`` code -> (H, W) bool for MA, HE, EX, SE, OD, NV;
-    ``dr_grade`` / ``dme_grade`` computed from the drawn lesions by :mod:`drscreen.synth.rules`;
+    ``dr_grade`` / ``dme_grade`` computed from the drawn lesions by :mod:`drscreen.retina`;
     ``dr_label`` / ``dme_label`` the recorded labels (differ from the grades only under label
     noise); ``lesions`` every drawn lesion (pixel coordinates); ``he_per_quadrant`` haemorrhage
-    counts per :class:`~drscreen.synth.rules.Quadrant`; ``exudate_distance_dd`` fovea to nearest
+    counts per :class:`~drscreen.retina.Quadrant`; ``exudate_distance_dd`` fovea to nearest
     exudate pixel (inf without exudate); ``target_dr`` / ``target_dme`` the grades the planner
     aimed at (None when an explicit lesion list was drawn).
     """
@@ -117,8 +117,8 @@ def grade_lesions(
     """(DR, DME, HE per quadrant, exudate distance in DD) of drawn lesions by the clinical rules."""
     drawn = [lesion for lesion in lesions if lesion.pixels > 0]
     he_centers = np.array([lesion.center for lesion in drawn if lesion.kind == "HE"], dtype=np.float64)
-    per_quadrant = rules.haemorrhages_per_quadrant(he_centers, geometry.fovea, geometry.disc_center)
-    dr = rules.dr_grade(
+    per_quadrant = retina.haemorrhages_per_quadrant(he_centers, geometry.fovea, geometry.disc_center)
+    dr = retina.dr_grade(
         n_ma=sum(lesion.kind == "MA" for lesion in drawn),
         he_per_quadrant=per_quadrant,
         n_ex=sum(lesion.kind == "EX" for lesion in drawn),
@@ -127,8 +127,8 @@ def grade_lesions(
     )
     rows, cols = np.nonzero(exudate_mask)
     exudate_pixels = np.stack([cols, rows], axis=1)
-    dme = rules.dme_grade(exudate_pixels, geometry.fovea, geometry.disc_diameter)
-    distance = rules.nearest_exudate_distance_dd(exudate_pixels, geometry.fovea, geometry.disc_diameter)
+    dme = retina.dme_grade(exudate_pixels, geometry.fovea, geometry.disc_diameter)
+    distance = retina.nearest_exudate_distance_dd(exudate_pixels, geometry.fovea, geometry.disc_diameter)
     return int(dr), int(dme), per_quadrant, distance
 
 

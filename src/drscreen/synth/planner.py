@@ -1,7 +1,7 @@
 """Lesion planner: chooses lesions so that the rendered image meets a requested DR/DME grade.
 
 The planner only proposes; the generator renders the plan and recomputes both grades from what
-was drawn with :mod:`drscreen.synth.rules`. Clinical habits it follows: microaneurysms and
+was drawn with :mod:`drscreen.retina`. Clinical habits it follows: microaneurysms and
 haemorrhages favour the posterior pole, flame haemorrhages follow the nerve fibres (radial from
 the disc), cotton-wool spots lie near the disc and arcades, hard exudates come in clumps and
 circinate rings (around the macula when DME is 2), new vessels sit on the disc (NVD) or along
@@ -16,7 +16,7 @@ import numpy as np
 
 from drscreen.synth.anatomy import FundusGeometry
 from drscreen.synth.lesions import UM_PER_DD, Lesion
-from drscreen.synth.rules import SEVERE_HE_PER_QUADRANT, quadrant_axes, quadrants_of
+from drscreen.retina import SEVERE_HE_PER_QUADRANT, quadrant_axes, quadrants_of
 
 
 class _Placer:

@@ -1,7 +1,11 @@
-"""Clinical rules that turn lesions into DR and DME grades (pure functions, no rendering).
+"""Clinical geometry of the fundus and the rules that turn lesions into DR and DME grades.
 
-These are the generator's ground truth of record (``docs/synthetic.md``):
+Pure functions on pixel coordinates, no rendering and no model: the synthetic generator's ground
+truth of record (``docs/synthetic.md``) and the geometry screening reports in.
 
+* Regions (:func:`region_map`): the **optic disc** is every pixel within half a disc diameter of
+  the disc centre; the **macula** every other pixel within :data:`MACULA_RADIUS_DD` disc diameters
+  of the fovea centre; the **rest** is what remains of the field of view (0 outside it).
 * Quadrants are centred on the **fovea centre**. The horizontal axis runs from the fovea
   towards the optic-disc centre (the nasal direction, i.e. along the horizontal raphe); the
   vertical axis is perpendicular to it through the fovea. "Superior" is the side of the
@@ -28,8 +32,17 @@ from drscreen.grading import DMEGrade, DRGrade
 
 #: Minimum number of haemorrhages in every quadrant for severe NPDR (simplified 4-2-1 rule).
 SEVERE_HE_PER_QUADRANT = 20
-#: DME 2 when an exudate lies within this many disc diameters of the fovea centre (inclusive).
-DME_MACULA_RADIUS_DD = 1.0
+#: The macula: within this many disc diameters of the fovea centre (inclusive); an exudate
+#: inside it makes DME grade 2.
+MACULA_RADIUS_DD = 1.0
+
+
+class Region(IntEnum):
+    """Value of a :func:`region_map` pixel; 0 is outside the field of view."""
+
+    OPTIC_DISC = 1
+    MACULA = 2
+    REST = 3
 
 
 class Quadrant(IntEnum):
@@ -101,6 +114,14 @@ def dr_grade(
     return DRGrade.NONE
 
 
+def distance_in_disc_diameters(points: np.ndarray, fovea: Sequence[float], disc_diameter: float) -> np.ndarray:
+    """Euclidean distance of each point (N, 2) ``(x, y)`` px from the fovea centre, (N,) float64 in DD."""
+    if disc_diameter <= 0:
+        raise ValueError(f"disc_diameter must be positive, got {disc_diameter}")
+    rel = np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.asarray(fovea, dtype=np.float64)
+    return np.hypot(rel[:, 0], rel[:, 1]) / disc_diameter
+
+
 def nearest_exudate_distance_dd(
     exudate_pixels: np.ndarray, fovea: Sequence[float], disc_diameter: float
 ) -> float:
@@ -108,13 +129,8 @@ def nearest_exudate_distance_dd(
 
     Returns ``inf`` when there is no exudate pixel.
     """
-    if disc_diameter <= 0:
-        raise ValueError(f"disc_diameter must be positive, got {disc_diameter}")
-    pts = np.asarray(exudate_pixels, dtype=np.float64).reshape(-1, 2)
-    if len(pts) == 0:
-        return float("inf")
-    rel = pts - np.asarray(fovea, dtype=np.float64)
-    return float(np.sqrt(np.min(np.einsum("ij,ij->i", rel, rel)))) / disc_diameter
+    distances = distance_in_disc_diameters(exudate_pixels, fovea, disc_diameter)
+    return float(distances.min()) if len(distances) else float("inf")
 
 
 def dme_grade(exudate_pixels: np.ndarray, fovea: Sequence[float], disc_diameter: float) -> DMEGrade:
@@ -122,7 +138,7 @@ def dme_grade(exudate_pixels: np.ndarray, fovea: Sequence[float], disc_diameter:
     distance = nearest_exudate_distance_dd(exudate_pixels, fovea, disc_diameter)
     if distance == float("inf"):
         return DMEGrade.NONE
-    if distance <= DME_MACULA_RADIUS_DD:
+    if distance <= MACULA_RADIUS_DD:
         return DMEGrade.WITHIN_MACULA
     return DMEGrade.OUTSIDE_MACULA
 
@@ -131,3 +147,31 @@ def dme_grade_from_mask(exudate_mask: np.ndarray, fovea: Sequence[float], disc_d
     """IDRiD DME grade from a boolean exudate mask (H, W)."""
     rows, cols = np.nonzero(exudate_mask)
     return dme_grade(np.stack([cols, rows], axis=1), fovea, disc_diameter)
+
+
+def region_map(
+    shape: tuple[int, int],
+    disc_center: Sequence[float],
+    disc_diameter: float,
+    fovea: Sequence[float],
+    fov_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """(H, W) uint8 map of :class:`Region` values for an image of ``shape`` (H, W) px.
+
+    ``disc_center`` and ``fovea`` are ``(x, y)`` px, ``disc_diameter`` px; ``fov_mask`` (H, W) bool
+    marks the field of view (None: the whole image). The disc wins where it overlaps the macula.
+    """
+    if disc_diameter <= 0:
+        raise ValueError(f"disc_diameter must be positive, got {disc_diameter}")
+    height, width = shape
+    if fov_mask is not None and fov_mask.shape != (height, width):
+        raise ValueError(f"fov_mask has shape {fov_mask.shape}, expected {(height, width)}")
+    rows, cols = np.ogrid[0:height, 0:width]
+    from_disc_dd = np.hypot(cols - disc_center[0], rows - disc_center[1]) / disc_diameter
+    from_fovea_dd = np.hypot(cols - fovea[0], rows - fovea[1]) / disc_diameter
+    regions = np.full((height, width), Region.REST, dtype=np.uint8)
+    regions[from_fovea_dd <= MACULA_RADIUS_DD] = Region.MACULA
+    regions[from_disc_dd <= 0.5] = Region.OPTIC_DISC
+    if fov_mask is not None:
+        regions[~fov_mask.astype(bool)] = 0
+    return regions
