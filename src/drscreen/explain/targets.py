@@ -9,7 +9,13 @@ Scores (all per image, shape (B,)):
     ``DMETarget(g)``: the DME logit of grade ``g`` (default: each image's predicted grade).
     ``ReferableTarget()``: ``log P(DR >= 2)`` under the softmax of the DR logits, i.e.
         ``logsumexp(z_2..z_4) - logsumexp(z_0..z_4)``. The log keeps the gradient from vanishing
-        as the probability saturates; DME, the other referable axis, is ``DMETarget``.
+        as P goes to 0, not as P goes to 1: its gradient is exactly ``(1 - P)`` times that of
+        the log-odds, so on a confidently referable image it nearly vanishes. DME, the other
+        referable axis, is ``DMETarget``.
+    ``ReferableLogOddsTarget()``: ``log P(DR >= 2) - log P(DR < 2)``, i.e.
+        ``logsumexp(z_2..z_4) - logsumexp(z_0, z_1)``: the same direction of gradient as
+        ``ReferableTarget``, without the vanishing factor ``1 - P``, so a gate in absolute units
+        (GMSM's ``t``) means the same on confident and on uncertain images.
     ``RegressionTarget()``: the continuous ``dr_score`` (regression heads such as ELLG's o_O net).
     ``LesionTarget(code)``: the per-pixel log-odds of lesion ``code``, averaged over the lesion
         map: the logit itself for sigmoid heads, ``z_c - logsumexp_{j != c} z_j`` for softmax heads
@@ -93,6 +99,16 @@ class ReferableTarget:
     def __call__(self, output: ModelOutput, model: DRModel) -> Tensor:
         logits = _require(output, "dr_logits", self)
         return torch.logsumexp(logits[:, REFERABLE_DR_MIN:], dim=1) - torch.logsumexp(logits, dim=1)
+
+
+@dataclass(frozen=True)
+class ReferableLogOddsTarget:
+    """``log P(DR >= 2) - log P(DR < 2)`` from the five DR logits (natural log, any sign)."""
+
+    def __call__(self, output: ModelOutput, model: DRModel) -> Tensor:
+        logits = _require(output, "dr_logits", self)
+        referable = torch.logsumexp(logits[:, REFERABLE_DR_MIN:], dim=1)
+        return referable - torch.logsumexp(logits[:, :REFERABLE_DR_MIN], dim=1)
 
 
 @dataclass(frozen=True)
