@@ -46,7 +46,10 @@ The methods, in the words of their papers' ideas:
   instead of being stretched to visible levels. The two normalised maps are averaged (eq. 3).
   ``t`` is in the units of ``sum_k w_k A_k`` and therefore depends on the model's output scale;
   the paper uses ``t = 1`` and ``t = 0`` gives plain Grad-CAM++ per layer. A layer whose map
-  lies entirely at or below ``t`` contributes zeros.
+  lies entirely at or below ``t`` contributes zeros, and when both do, the map is all zeros
+  (whose arg-max is pixel (0, 0)). For ``ReferableTarget`` (``log P``) the weighted activations
+  carry the factor ``1 - P`` of its gradient, so on confidently referable photographs they fall
+  far below ``t = 1``; ``ReferableLogOddsTarget`` has no such factor (``targets``).
 """
 
 from __future__ import annotations
