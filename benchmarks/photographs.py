@@ -22,14 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from drscreen.data import Sample, load_dataset
-from drscreen.engine.schedules import write_json
+from drscreen.engine.runs import write_json
+from drscreen.inference import Predictor
 from drscreen.io import read_image
-from drscreen.metrics import decode_grades
-from drscreen.models import load_pretrained
-from drscreen.preprocess import PreprocessConfig, Preprocessor
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -39,16 +35,13 @@ RESULTS = REPO / "benchmarks" / "results"
 LABEL_COLUMNS = {"aptos": ("id_code", "diagnosis"), "eyepacs": ("image", "level")}
 
 
-def grade(model: torch.nn.Module, preprocessor: Preprocessor, path: Path, dr_decoding: str) -> dict[str, Any]:
-    """Predicted DR grade (read with ``dr_decoding``), P(DR >= 2) and the quality verdict of the
-    photograph at ``path``."""
-    prepared = preprocessor.prepare(read_image(path))
-    with torch.no_grad():
-        probabilities = model(prepared.tensor[None]).dr_logits.softmax(dim=1)[0].numpy()
-    quality = prepared.quality
+def grade(predictor: Predictor, path: Path) -> dict[str, Any]:
+    """Predicted DR grade, referable score and the quality verdict of the photograph at ``path``."""
+    prediction = predictor.predict_array(read_image(path))
+    quality = prediction.prepared.quality
     return {
-        "grade": int(decode_grades(probabilities[None], dr_decoding)[0]),
-        "p_referable": float(probabilities[2:].sum()),
+        "grade": prediction.dr_grade,
+        "p_referable": prediction.referable_score,
         "usable": None if quality is None else bool(quality.usable),
     }
 
@@ -73,17 +66,18 @@ def main() -> None:
     root = args.data_root / "fullres-samples"
     if not root.is_dir():
         sys.exit(f"{root} not found: nothing to measure")
-    packed = load_pretrained(args.model)
-    photograph = PreprocessConfig.from_dict({**packed.photograph_preprocess.to_dict(), "quality_gate": True})
-    photograph_path, derivative_path = Preprocessor(photograph), Preprocessor(packed.preprocess)
+    # Graded even when the gate rejects them: the benchmark reports both.
+    photograph_path = Predictor.from_packed(args.model, quality_gate=True, grade_ungradable=True, lesions=False)
+    derivative_path = Predictor.from_packed(args.model, inputs="training", lesions=False)
+    photograph = photograph_path.preprocessor.config
     rows = []
     for sample in labelled_photographs(root):
         path = Path(sample.image_path)
         row = {"dataset": sample.dataset, "image": path.name, "label": sample.dr_grade}
-        row |= grade(packed.model, photograph_path, path, packed.dr_decoding)
+        row |= grade(photograph_path, path)
         derivative = args.data_root / "aptos2019-224" / "images" / f"{path.stem}.jpg"
         if sample.dataset == "aptos" and derivative.is_file():
-            row["derivative"] = grade(packed.model, derivative_path, derivative, packed.dr_decoding)
+            row["derivative"] = grade(derivative_path, derivative)
         rows.append(row)
     labelled = [r for r in rows if r["label"] is not None]
     result = {
@@ -99,7 +93,7 @@ def main() -> None:
         f"Command: `{result['command']}`. Photograph path: field-of-view crop, Ben Graham, "
         f"{photograph.size} px, quality gate on.",
         "",
-        "| dataset | image | label | predicted | P(DR >= 2) | usable | derivative image: predicted, P(DR >= 2) |",
+        "| dataset | image | label | predicted | P(referable) | usable | derivative image: predicted, P(referable) |",
         "|---|---|---:|---:|---:|---|---|",
     ]
     for r in rows:

@@ -18,11 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from drscreen.explain import ReferableTarget, create_saliency, mask_overlay, saliency_grid, to_original_geometry
-from drscreen.models import load_pretrained
-from drscreen.preprocess import Preprocessor
+from drscreen.inference import Predictor
 from drscreen.synth import generate_fundus
 from drscreen.synth.config import SynthConfig
 
@@ -46,21 +43,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    packed = load_pretrained(args.model)
-    model = packed.model
+    predictor = Predictor.from_packed(args.model, inputs="training", referable_from=("dr",), lesions=False)
+    model = predictor.packed.model
     fundus = generate_fundus(10_000 + args.seed, 512, target_dr=3, config=SynthConfig(ben_graham=True))
-    prepared = Preprocessor(packed.preprocess).prepare(fundus.image)
+    prepared = predictor.prepare(fundus.image)
     maps = {}
     for title, (name, settings) in METHODS.items():
         saliency = create_saliency(name, model, **settings)(prepared.tensor[None], ReferableTarget())
         maps[title] = to_original_geometry(saliency, [prepared.geometry])[0]
-    with torch.no_grad():
-        probability = model(prepared.tensor[None]).dr_logits.softmax(dim=1)[0, 2:].sum().item()
+    probability = predictor.predict_prepared([prepared])[0].referable_score
     outlined = mask_overlay(fundus.image, {code: fundus.masks[code] for code in LESIONS}, alpha=1.0, style="contour")
     figure = saliency_grid(outlined, maps, panel_size=2.6)
     figure.suptitle(
         f"SYNTHETIC DR {fundus.dr_grade} image (true lesion outlines drawn); maps of log P(DR >= 2) "
-        f"(P = {probability:.2f}) of the shipped default model at {packed.preprocess.size} px. "
+        f"(P = {probability:.2f}) of the shipped default model at {predictor.preprocessor.config.size} px. "
         "An all-blue panel is a map of zeros (everything gated).",
         fontsize=8,
     )

@@ -1,7 +1,9 @@
 """Clinical scales used everywhere in drscreen: ICDR DR grades, IDRiD DME risk, lesion classes.
 
-This is the one place that names grades, lesion classes and their display colours, and that
-states the referable rule. Everything else imports from here.
+This is the one place that names grades, lesion classes and their display colours, states the
+referable rule (on labels and on predicted probabilities, with its operating point) and reads a
+grade from class probabilities. Everything else imports from here; the retinal geometry that
+the rules use (quadrants, disc diameters, regions) is ``drscreen.retina``.
 
 References: the International Clinical Diabetic Retinopathy (ICDR) severity scale; the IDRiD
 challenge definition of the risk of diabetic macular edema (Porwal et al., 2018).
@@ -9,8 +11,12 @@ challenge definition of the risk of diabetic macular edema (Porwal et al., 2018)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, Literal
+
+import numpy as np
 
 
 class DRGrade(IntEnum):
@@ -128,3 +134,133 @@ def is_referable(dr_grade: int | None, dme_grade: int | None = None) -> bool:
     dr_ref = dr_grade is not None and validate_dr_grade(dr_grade) >= REFERABLE_DR_MIN
     dme_ref = dme_grade is not None and validate_dme_grade(dme_grade) >= REFERABLE_DME_MIN
     return dr_ref or dme_ref
+
+
+#: How a grade is read from (N, K) class probabilities: see ``decode_grades``.
+GRADE_DECODINGS: tuple[str, ...] = ("argmax", "expected")
+
+
+def decode_grades(probs: Any, decoding: str = "argmax") -> np.ndarray:
+    """Predicted grades int (N,) from class probabilities float (N, K).
+
+    ``"argmax"``: the most probable grade. ``"expected"``: the expected grade
+    ``sum_k k * p_k`` rounded to the nearest grade; the unrounded expectation minimises the
+    expected squared grade error, the cost that the quadratic weighted kappa charges, so it
+    suits ordinal scales where the probability mass spreads over neighbouring grades (rows must
+    be probabilities).
+    """
+    scores = np.asarray(probs, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"probs must have shape (N, K), got {scores.shape}")
+    if decoding == "argmax":
+        return scores.argmax(axis=1)
+    if decoding == "expected":
+        expected = scores @ np.arange(scores.shape[1])
+        return np.clip(np.rint(expected), 0, scores.shape[1] - 1).astype(np.int64)
+    raise ValueError(f"unknown grade decoding {decoding!r}; known: {', '.join(GRADE_DECODINGS)}")
+
+
+Combine = Literal["independent", "max"]
+
+
+def _probability_rows(probs: Any, name: str, num_classes: int, n: int | None) -> np.ndarray:
+    arr = np.asarray(probs, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != num_classes or (n is not None and arr.shape[0] != n):
+        raise ValueError(f"{name} must have shape ({'N' if n is None else n}, {num_classes}), got {arr.shape}")
+    if not np.isfinite(arr).all() or arr.min() < 0.0 or not np.allclose(arr.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError(f"{name} rows must be probabilities (finite, non-negative, summing to 1)")
+    return arr
+
+
+def referable_scores(dr_probs: Any, dme_probs: Any | None = None, combine: Combine = "independent") -> np.ndarray:
+    """Probability of referable disease per case (the referable rule applied to probabilities).
+
+    Args:
+        dr_probs: (N, 5) DR grade probabilities; P(DR >= 2) is the sum of columns 2-4.
+        dme_probs: optional (N, 3) DME probabilities; P(DME >= 1) is the sum of columns 1-2.
+        combine: how the two are joined when both are given. ``"independent"``:
+            1 - (1 - P(DR >= 2)) (1 - P(DME >= 1)), the probability that at least one axis is
+            referable if the two heads' errors are independent; ``"max"``: the larger of the two,
+            a lower bound that assumes nothing.
+
+    Returns:
+        float (N,) in [0, 1].
+    """
+    p_dr = _probability_rows(dr_probs, "dr_probs", NUM_DR_GRADES, None)[:, REFERABLE_DR_MIN:].sum(axis=1)
+    if dme_probs is None:
+        return np.clip(p_dr, 0.0, 1.0)
+    dme = _probability_rows(dme_probs, "dme_probs", NUM_DME_GRADES, p_dr.size)
+    p_dme = dme[:, REFERABLE_DME_MIN:].sum(axis=1)
+    if combine == "independent":
+        score = 1.0 - (1.0 - p_dr) * (1.0 - p_dme)
+    elif combine == "max":
+        score = np.maximum(p_dr, p_dme)
+    else:
+        raise ValueError(f"combine must be 'independent' or 'max', got {combine!r}")
+    return np.clip(score, 0.0, 1.0)
+
+
+def referable_labels(dr_grades: Any, dme_grades: Any | None = None) -> np.ndarray:
+    """bool (N,): DR grade >= 2, or DME grade >= 1 when DME grades are given (int arrays (N,))."""
+    dr = np.asarray(dr_grades, dtype=np.int64)
+    referable = dr >= REFERABLE_DR_MIN
+    if dme_grades is not None:
+        dme = np.asarray(dme_grades, dtype=np.int64)
+        if dme.shape != dr.shape:
+            raise ValueError(f"dme grades have shape {dme.shape}, DR grades {dr.shape}")
+        referable |= dme >= REFERABLE_DME_MIN
+    return referable
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where the referable score becomes a referral: ``score >= threshold``.
+
+    Attributes:
+        threshold: on the referable probability, in [0, 1].
+        source: how it was chosen, for provenance (e.g. ``"default 0.5"``, ``"user threshold"``,
+            ``"sensitivity 0.90 on the packed validation curve"``).
+        sensitivity, specificity: the expected values at this threshold on the validation data
+            it was chosen on (``None`` when unknown).
+    """
+
+    threshold: float = 0.5
+    source: str = "default 0.5 (no validated operating point)"
+    sensitivity: float | None = None
+    specificity: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"operating-point threshold must lie in [0, 1], got {self.threshold}")
+
+    def refer(self, scores: Any) -> np.ndarray:
+        """bool array like ``scores``: True where the referable score reaches the threshold."""
+        return np.asarray(scores, dtype=np.float64) >= self.threshold
+
+    @classmethod
+    def for_sensitivity(cls, curve: Mapping[str, Sequence[float]], target: float) -> OperatingPoint:
+        """The highest threshold of a validation ``curve`` (``threshold``, ``sensitivity``,
+        ``specificity`` lists, one entry per threshold) whose sensitivity reaches ``target``."""
+        if not 0.0 < target <= 1.0:
+            raise ValueError(f"target sensitivity must lie in (0, 1], got {target}")
+        rows = sorted(zip(curve["threshold"], curve["sensitivity"], curve["specificity"]), reverse=True)
+        for threshold, sensitivity, specificity in rows:
+            if sensitivity >= target - 1e-12:
+                return cls(float(threshold), f"sensitivity {target:.2f} on the packed validation curve",
+                           float(sensitivity), float(specificity))  # fmt: skip
+        raise ValueError(f"no threshold of the validation curve reaches sensitivity {target}")
+
+    @classmethod
+    def parse(cls, text: str, curve: Mapping[str, Sequence[float]] | None = None) -> OperatingPoint:
+        """From a user's setting: ``"0.3"`` (a threshold) or ``"sensitivity=0.9"`` (needs ``curve``)."""
+        key, sep, value = text.partition("=")
+        try:
+            if not sep:
+                return cls(float(key), "user threshold")
+            if key.strip() in ("sensitivity", "sens"):
+                if curve is None:
+                    raise ValueError("this model carries no validation curve to choose a sensitivity on")
+                return cls.for_sensitivity(curve, float(value))
+        except ValueError as error:
+            raise ValueError(f"operating point {text!r}: {error}") from None
+        raise ValueError(f"operating point {text!r}: give a threshold such as 0.4 or sensitivity=0.9")

@@ -16,12 +16,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from drscreen.grading import decode_grades
 from drscreen.metrics import (
     MetricReport,
     bootstrap_auc,
     bootstrap_ci,
     bootstrap_indices,
-    decode_grades,
     dice,
     format_metric,
     grading_metrics,
@@ -31,9 +31,7 @@ from drscreen.metrics import (
     plot_confusion_matrix,
     plot_curves,
     pooled_aupr,
-    referable_labels,
     referable_metrics,
-    referable_scores,
     sensitivity_specificity,
     threshold_for_sensitivity,
 )
@@ -73,14 +71,6 @@ def test_grading_metrics_match_sklearn(k, seed):
     assert m["macro_auc"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"))
     assert m["confusion_matrix"] == confusion_matrix(y, pred).tolist()
     assert m["notes"] == []
-
-
-def test_expected_grade_decoding_by_hand():
-    probs = np.array([[0.5, 0.0, 0.0, 0.0, 0.5], [0.1, 0.6, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.4, 0.6]])
-    assert decode_grades(probs, "argmax").tolist() == [0, 1, 4]
-    assert decode_grades(probs, "expected").tolist() == [2, 1, 4]  # expectations 2.0, 1.2, 3.6
-    with pytest.raises(ValueError, match="unknown grade decoding"):
-        decode_grades(probs, "median")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -139,18 +129,6 @@ def test_joint_accuracy_by_hand_and_random():
 
 
 # --- referable -------------------------------------------------------------------------------
-
-
-def test_referable_labels_and_scores_by_hand():
-    assert referable_labels([0, 1, 2, 4]).tolist() == [False, False, True, True]
-    assert referable_labels([0, 1, 1, 3], [0, 1, 0, 0]).tolist() == [False, True, False, True]
-    dr = np.array([[0.5, 0.2, 0.2, 0.05, 0.05], [0.1, 0.1, 0.1, 0.1, 0.6]])
-    dme = np.array([[0.6, 0.3, 0.1], [1.0, 0.0, 0.0]])
-    np.testing.assert_allclose(referable_scores(dr), [0.3, 0.8])
-    np.testing.assert_allclose(referable_scores(dr, dme), [1 - 0.7 * 0.6, 0.8])
-    np.testing.assert_allclose(referable_scores(dr, dme, combine="max"), [0.4, 0.8])
-    with pytest.raises(ValueError):
-        referable_scores(dr * 2)  # not probabilities
 
 
 def test_sensitivity_specificity_by_hand():

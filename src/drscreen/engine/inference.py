@@ -1,73 +1,31 @@
-"""Batched inference over a ``FundusDataset`` and the validation / test metrics computed from it.
+"""Batched prediction over a ``FundusDataset`` and the validation / test metrics computed from it.
 
-Used by the training loop (validation), ``drscreen evaluate`` and the MTUnet pseudo-mask stage.
+Used by the training loop (validation), config-based ``drscreen evaluate`` and the MTUnet
+pseudo-mask stage. The probabilities themselves come from the inference core
+(``drscreen.inference.Predictor``); this module feeds it the engine's cached, sharded batches.
 Under DDP each rank predicts its shard; ``gather_predictions`` joins them on every rank and the
 metrics (``drscreen.metrics``) are computed once, on rank 0.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader
 
 from drscreen.data import Sample
 from drscreen.engine.dataset import Batch, FundusDataset, collate_examples, worker_init
 from drscreen.engine.distributed import DistContext, all_gather_objects, all_reduce_sum
 from drscreen.engine.samplers import ShardSampler
-from drscreen.grading import NUM_DR_GRADES
-from drscreen.metrics import decode_grades, grading_metrics, joint_accuracy, lesion_metrics, referable_metrics
-from drscreen.models import ModelOutput
-
-#: Lesion probabilities are kept as 8-bit maps; AUPR over 256 thresholds is then exact.
-LESION_LEVELS = 255
-
-
-def grade_probabilities(output: ModelOutput) -> tuple[Tensor | None, Tensor | None]:
-    """DR (B, 5) and DME (B, 3) probabilities, float32; ``None`` where the model has no such head.
-
-    A regression model's ``dr_score`` becomes probabilities with a triangular kernel: the two
-    grades around the score share the mass by distance (score 1.3 -> 0.7 on grade 1, 0.3 on
-    grade 2), so the arg-max is the rounded grade and P(DR >= 2) grows with the score.
-    """
-    dr = None
-    if output.dr_logits is not None:
-        dr = output.dr_logits.float().softmax(dim=1)
-    elif output.dr_score is not None:
-        grades = torch.arange(NUM_DR_GRADES, device=output.dr_score.device, dtype=torch.float32)
-        score = output.dr_score.float().clamp(0, NUM_DR_GRADES - 1).unsqueeze(1)
-        dr = (1.0 - (score - grades).abs()).clamp(min=0.0)
-        dr = dr / dr.sum(dim=1, keepdim=True)
-    dme = None if output.dme_logits is None else output.dme_logits.float().softmax(dim=1)
-    return dr, dme
-
-
-def lesion_probabilities(logits: Tensor, activation: str, size: tuple[int, int]) -> Tensor:
-    """(B, C, *size) float32 lesion probabilities from (B, C[+1], h, w) logits.
-
-    Logits are resized to ``size`` first; a softmax model's background channel is dropped.
-    """
-    logits = logits.float()
-    if logits.shape[-2:] != size:
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    if activation == "softmax":
-        return logits.softmax(dim=1)[:, 1:]
-    return logits.sigmoid()
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    """Mixed-precision context for ``dtype`` (``None``: full precision)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from drscreen.grading import decode_grades
+from drscreen.inference import LESION_LEVELS, BatchProbabilities, Predictor, probability_rows, quantise_probabilities
+from drscreen.metrics import grading_metrics, joint_accuracy, lesion_metrics, referable_metrics
 
 
 def eval_loader(dataset: FundusDataset, batch_size: int, workers: int, context: DistContext) -> DataLoader[Any]:
@@ -83,64 +41,12 @@ def eval_loader(dataset: FundusDataset, batch_size: int, workers: int, context: 
     )
 
 
-#: Test-time augmentation modes: the flips whose outputs are averaged (spatial dims flipped).
-TTA_FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "none": ((),),
-    "flips": ((), (3,), (2,), (2, 3)),
-}
-
-
-def _flip(tensor: Tensor, dims: tuple[int, ...]) -> Tensor:
-    return torch.flip(tensor, dims) if dims else tensor
-
-
-def tta_forward(model: nn.Module, images: Tensor, tta: str = "none") -> ModelOutput:
-    """``model(images)`` averaged over the flips of ``TTA_FLIPS[tta]``.
-
-    Grade logits are averaged as log-probabilities (their softmax is the normalised geometric
-    mean of the per-view probabilities), ``dr_score`` and ``embedding`` as values, and lesion
-    logits after flipping each map back onto the input. Side outputs are dropped.
-    """
-    if tta not in TTA_FLIPS:
-        raise ValueError(f"unknown test-time augmentation {tta!r}; known: {', '.join(TTA_FLIPS)}")
-    views = TTA_FLIPS[tta]
-    if len(views) == 1:
-        return model(images)
-    outputs = [(dims, model(_flip(images, dims))) for dims in views]
-
-    def mean(values: list[Tensor | None]) -> Tensor | None:
-        return None if values[0] is None else torch.stack(values).float().mean(dim=0)  # type: ignore[arg-type]
-
-    def log_probs(logits: Tensor | None) -> Tensor | None:
-        return None if logits is None else logits.float().log_softmax(dim=1)
-
-    return ModelOutput(
-        dr_logits=mean([log_probs(o.dr_logits) for _, o in outputs]),
-        dr_score=mean([o.dr_score for _, o in outputs]),
-        dme_logits=mean([log_probs(o.dme_logits) for _, o in outputs]),
-        lesion_logits=mean([None if o.lesion_logits is None else _flip(o.lesion_logits, d) for d, o in outputs]),
-        embedding=mean([o.embedding for _, o in outputs]),
-    )
-
-
-@torch.no_grad()
-def iterate_outputs(
-    model: nn.Module,
-    loader: DataLoader[Any],
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    tta: str = "none",
-) -> Iterator[tuple[Batch, ModelOutput]]:
-    """(batch, model output) pairs over ``loader`` with the model in eval mode (``tta_forward``)."""
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in loader:
-            with autocast_context(device, amp_dtype):
-                output = tta_forward(model, batch.images.to(device, non_blocking=True), tta)
-            yield batch, output
-    finally:
-        model.train(was_training)
+def iterate_probabilities(
+    predictor: Predictor, loader: Iterable[Batch]
+) -> Iterator[tuple[Batch, BatchProbabilities]]:
+    """(batch, probabilities) pairs over ``loader``: ``predictor.probabilities`` of each batch."""
+    for batch in loader:
+        yield batch, predictor.probabilities(batch.images)
 
 
 @dataclass
@@ -159,46 +65,38 @@ class Predictions:
     loss: float = math.nan
 
 
-@torch.no_grad()
 def predict(
-    model: nn.Module,
+    predictor: Predictor,
     dataset: FundusDataset,
     *,
-    batch_size: int,
     workers: int,
     context: DistContext,
-    amp_dtype: torch.dtype | None,
     loss_fn: nn.Module | None = None,
-    lesion_activation: str = "sigmoid",
     progress: Any = None,
-    tta: str = "none",
 ) -> Predictions:
-    """Predict every sample of ``dataset`` (sharded over ranks, gathered on every rank).
+    """Predict every sample of ``dataset`` with ``predictor`` (sharded over ranks, gathered on every rank).
 
-    ``progress``: optional callable wrapping the loader (a tqdm factory on rank 0). ``tta``: a
-    key of ``TTA_FLIPS`` (the loss is then computed on the averaged output).
+    ``progress``: optional callable wrapping the loader (a tqdm factory on rank 0). The loss, when
+    ``loss_fn`` is given, is computed on the predictor's (TTA-averaged) output.
     """
-    loader = eval_loader(dataset, batch_size, workers, context)
+    loader = eval_loader(dataset, predictor.settings.batch_size, workers, context)
     records: list[tuple[int, np.ndarray | None, np.ndarray | None]] = []
     lesions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     loss_sum = torch.zeros(2, dtype=torch.float64)
     batches = progress(loader) if progress is not None else loader
-    for batch, output in iterate_outputs(model, batches, context.device, amp_dtype, tta):
-        dr, dme = grade_probabilities(output)
+    activation = predictor.backend.lesion_activation
+    for batch, probs in iterate_probabilities(predictor, batches):
+        dr, dme = probability_rows(probs.dr), probability_rows(probs.dme)
         indices = batch.indices.tolist()
         for row, index in enumerate(indices):
-            records.append((
-                index,
-                None if dr is None else dr[row].double().cpu().numpy(),
-                None if dme is None else dme[row].double().cpu().numpy(),
-            ))  # fmt: skip
+            records.append((index, None if dr is None else dr[row], None if dme is None else dme[row]))
         targets = batch.targets
         if loss_fn is not None:
-            loss, _ = loss_fn(output, targets.to(context.device), lesion_activation)
+            with torch.no_grad():
+                loss, _ = loss_fn(probs.output, targets.to(context.device), activation)
             loss_sum += torch.tensor([float(loss) * len(indices), len(indices)], dtype=torch.float64)
-        if output.lesion_logits is not None and targets.lesion_masks is not None:
-            probs = lesion_probabilities(output.lesion_logits, lesion_activation, tuple(batch.images.shape[-2:]))
-            quantised = (probs * LESION_LEVELS).round().to(torch.uint8).cpu().numpy()
+        if probs.lesions is not None and targets.lesion_masks is not None:
+            quantised = quantise_probabilities(probs.lesions).cpu().numpy()
             masks = targets.lesion_masks.bool().numpy()
             for row, index in enumerate(indices):
                 if bool(targets.has_lesion_masks[row]):
@@ -220,8 +118,7 @@ def predict(
 def _stack(rows: Sequence[np.ndarray | None]) -> np.ndarray | None:
     if not rows or rows[0] is None:
         return None
-    stacked = np.stack(rows)  # type: ignore[arg-type]
-    return stacked / stacked.sum(axis=1, keepdims=True)
+    return np.stack(rows)  # type: ignore[arg-type]
 
 
 def compute_metrics(
@@ -236,7 +133,7 @@ def compute_metrics(
     """Metrics of ``predictions`` against the labels of ``samples`` (indexed like the dataset).
 
     Each task is scored on the samples that carry its label; the predicted DR grade is read with
-    ``dr_decoding`` (``drscreen.metrics.decode_grades``), the DME grade by arg-max. Returns
+    ``dr_decoding`` (``drscreen.grading.decode_grades``), the DME grade by arg-max. Returns
     ``(flat, full)``: ``flat`` maps short names (``dr_qwk``, ``dr_accuracy``, ``dr_macro_auc``, ``dme_accuracy``,
     ``dme_qwk``, ``joint_accuracy``, ``referable_auc``, ``referable_sensitivity``,
     ``referable_specificity``, ``lesion_dice``, ``lesion_aupr``, ``lesion_<code>_dice``,

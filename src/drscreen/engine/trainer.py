@@ -47,10 +47,11 @@ from drscreen.engine.distributed import (
     barrier,
     broadcast_object,
 )
-from drscreen.engine.inference import Predictions, autocast_context, compute_metrics, predict
+from drscreen.engine.inference import Predictions, compute_metrics, predict
 from drscreen.engine.optim import build_optimizer, build_scheduler
 from drscreen.engine.recorder import RunRecorder
 from drscreen.engine.samplers import AlternatingBatchSampler
+from drscreen.inference import Predictor, amp_dtype_for, autocast_context
 from drscreen.losses import create_loss
 from drscreen.models import DRModel, create_model, load_checkpoint
 from drscreen.models.registry import MODELS
@@ -98,20 +99,6 @@ def use_deterministic_kernels() -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def amp_dtype_for(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, ``None`` for full precision.
-
-    ``fp32``: ``None``. ``auto``: bf16 where the GPU supports it, else fp16; full precision on
-    CPU. An explicit ``bf16`` / ``fp16`` also applies on CPU (bf16 pays off on CPUs with
-    AVX-512 BF16 or AMX).
-    """
-    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
-        return None
-    if setting == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if setting == "bf16" else torch.float16
 
 
 def sample_to_dict(sample: Sample) -> dict[str, Any]:
@@ -216,21 +203,30 @@ class Trainer:
         """The weights that are validated and saved as best: the running average when there is one."""
         return self.model if self.ema is None else self.ema.module  # type: ignore[return-value]
 
+    def predictor(self, *, tta: str = "none") -> Predictor:
+        """The inference core around the weights being validated (``evaluated_model``), with the
+        run's preprocessing, precision, batch size and DR grade decoding."""
+        return Predictor.from_model(
+            self.evaluated_model,
+            self.preprocessor.config,
+            device=self.device,
+            amp=self.config.train.amp,
+            dr_decoding=self.config.model.dr_decoding,
+            tta=tta,
+            batch_size=self.config.optim.batch_size,
+        )
+
     def predict(self, dataset: FundusDataset, *, description: str = "predict", tta: str = "none") -> Predictions:
         """Predictions (and loss) of the current model on ``dataset``; every rank takes part.
 
-        ``tta``: test-time augmentation (``drscreen.engine.inference.TTA_FLIPS``)."""
+        ``tta``: test-time augmentation (``drscreen.inference.TTA_FLIPS``)."""
         return predict(
-            self.evaluated_model,
+            self.predictor(tta=tta),
             dataset,
-            batch_size=self.config.optim.batch_size,
             workers=self.config.train.workers,
             context=self.context,
-            amp_dtype=self.amp_dtype,
             loss_fn=self.loss_fn,
-            lesion_activation=self.model.lesion_activation,
             progress=lambda loader: self._progress(loader, description),
-            tta=tta,
         )
 
     def validate(self, dataset: FundusDataset) -> dict[str, float]:

@@ -5,8 +5,6 @@ Numpy arrays in, plain floats, tuples and dicts out. See docs/metrics.md.
 
 from drscreen.metrics.bootstrap import bootstrap_ci, bootstrap_indices, percentile_interval
 from drscreen.metrics.grading import (
-    GRADE_DECODINGS,
-    decode_grades,
     grading_metrics,
     joint_accuracy,
     one_vs_rest_auc,
@@ -14,9 +12,7 @@ from drscreen.metrics.grading import (
 from drscreen.metrics.plots import default_grade_labels, plot_confusion_matrix, plot_curves
 from drscreen.metrics.referable import (
     bootstrap_auc,
-    referable_labels,
     referable_metrics,
-    referable_scores,
     sensitivity_specificity,
     threshold_for_sensitivity,
 )
@@ -24,12 +20,10 @@ from drscreen.metrics.report import MetricReport, format_metric
 from drscreen.metrics.segmentation import dice, lesion_class_metrics, lesion_metrics, pooled_aupr
 
 __all__ = [
-    "GRADE_DECODINGS",
     "MetricReport",
     "bootstrap_auc",
     "bootstrap_ci",
     "bootstrap_indices",
-    "decode_grades",
     "default_grade_labels",
     "dice",
     "format_metric",
@@ -42,9 +36,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "pooled_aupr",
-    "referable_labels",
     "referable_metrics",
-    "referable_scores",
     "sensitivity_specificity",
     "threshold_for_sensitivity",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
 
+from drscreen.grading import decode_grades
 from drscreen.metrics.bootstrap import bootstrap_ci
 
 
@@ -64,30 +65,6 @@ def one_vs_rest_auc(y_true: np.ndarray, scores: np.ndarray) -> tuple[list[float]
         else:
             aucs.append(float(roc_auc_score(positives, scores[:, k])))
     return aucs, notes
-
-
-#: How a grade is read from (N, K) class probabilities: see ``decode_grades``.
-GRADE_DECODINGS = ("argmax", "expected")
-
-
-def decode_grades(probs: Any, decoding: str = "argmax") -> np.ndarray:
-    """Predicted grades int (N,) from class probabilities float (N, K).
-
-    ``"argmax"``: the most probable grade. ``"expected"``: the expected grade
-    ``sum_k k * p_k`` rounded to the nearest grade; the unrounded expectation minimises the
-    expected squared grade error, the cost that the quadratic weighted kappa charges, so it
-    suits ordinal scales where the probability mass spreads over neighbouring grades (rows must
-    be probabilities).
-    """
-    scores = np.asarray(probs, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"probs must have shape (N, K), got {scores.shape}")
-    if decoding == "argmax":
-        return scores.argmax(axis=1)
-    if decoding == "expected":
-        expected = scores @ np.arange(scores.shape[1])
-        return np.clip(np.rint(expected), 0, scores.shape[1] - 1).astype(np.int64)
-    raise ValueError(f"unknown grade decoding {decoding!r}; known: {', '.join(GRADE_DECODINGS)}")
 
 
 def grading_metrics(

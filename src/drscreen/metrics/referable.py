@@ -1,73 +1,22 @@
 """Referable diabetic eye disease (DR >= 2 or DME >= 1): AUC, sensitivity, specificity, bootstrap CIs.
 
-The referable rule is the one in ``drscreen.grading``. The score of a case is the model's
-probability that the case is referable, derived from its grade probabilities.
+The referable rule, on labels and on probabilities (``referable_labels``, ``referable_scores``),
+is the one in ``drscreen.grading``; this module scores it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from drscreen.grading import NUM_DME_GRADES, NUM_DR_GRADES, REFERABLE_DME_MIN, REFERABLE_DR_MIN
+from drscreen.grading import NUM_DME_GRADES, NUM_DR_GRADES, Combine, referable_labels, referable_scores
 from drscreen.metrics.bootstrap import bootstrap_indices, percentile_interval
-from drscreen.metrics.grading import as_labels, as_scores
-
-Combine = Literal["independent", "max"]
+from drscreen.metrics.grading import as_labels
 
 #: Upper bound on the number of (resample, case) cells the vectorised bootstrap holds at once.
 _CHUNK_CELLS = 2_000_000
-
-
-def _as_probabilities(probs: Any, name: str, n: int, num_classes: int) -> np.ndarray:
-    arr = as_scores(probs, name, n)
-    if arr.shape[1] != num_classes:
-        raise ValueError(f"{name} must have {num_classes} columns, got {arr.shape[1]}")
-    if arr.min() < 0.0 or not np.allclose(arr.sum(axis=1), 1.0, atol=1e-3):
-        raise ValueError(f"{name} rows must be probabilities (non-negative, summing to 1)")
-    return arr
-
-
-def referable_labels(dr_true: Any, dme_true: Any | None = None) -> np.ndarray:
-    """bool (N,): DR grade >= 2, or DME grade >= 1 when DME grades are given."""
-    dr = as_labels(dr_true, "dr_true", NUM_DR_GRADES)
-    referable = dr >= REFERABLE_DR_MIN
-    if dme_true is not None:
-        dme = as_labels(dme_true, "dme_true", NUM_DME_GRADES)
-        if dme.size != dr.size:
-            raise ValueError(f"dme_true has {dme.size} cases, dr_true {dr.size}")
-        referable |= dme >= REFERABLE_DME_MIN
-    return referable
-
-
-def referable_scores(dr_probs: Any, dme_probs: Any | None = None, combine: Combine = "independent") -> np.ndarray:
-    """Probability of referable disease per case.
-
-    Args:
-        dr_probs: (N, 5) DR grade probabilities; P(DR >= 2) is the sum of columns 2-4.
-        dme_probs: optional (N, 3) DME probabilities; P(DME >= 1) is the sum of columns 1-2.
-        combine: how the two are joined when both are given. ``"independent"``:
-            1 - (1 - P(DR >= 2)) (1 - P(DME >= 1)), the probability that at least one axis is
-            referable if the two heads' errors are independent; ``"max"``: the larger of the two,
-            a lower bound that assumes nothing.
-
-    Returns:
-        float (N,) in [0, 1].
-    """
-    n = np.shape(dr_probs)[0] if np.ndim(dr_probs) == 2 else -1
-    p_dr = _as_probabilities(dr_probs, "dr_probs", n, NUM_DR_GRADES)[:, REFERABLE_DR_MIN:].sum(axis=1)
-    if dme_probs is None:
-        return np.clip(p_dr, 0.0, 1.0)
-    p_dme = _as_probabilities(dme_probs, "dme_probs", n, NUM_DME_GRADES)[:, REFERABLE_DME_MIN:].sum(axis=1)
-    if combine == "independent":
-        score = 1.0 - (1.0 - p_dr) * (1.0 - p_dme)
-    elif combine == "max":
-        score = np.maximum(p_dr, p_dme)
-    else:
-        raise ValueError(f"combine must be 'independent' or 'max', got {combine!r}")
-    return np.clip(score, 0.0, 1.0)
 
 
 def sensitivity_specificity(y_true: Any, scores: Any, threshold: float = 0.5) -> tuple[float, float]:
@@ -177,7 +126,8 @@ def referable_metrics(
     """
     if (dme_true is None) != (dme_probs is None):
         raise ValueError("give dme_true and dme_probs together, or neither")
-    y = referable_labels(dr_true, dme_true)
+    dme = None if dme_true is None else as_labels(dme_true, "dme_true", NUM_DME_GRADES)
+    y = referable_labels(as_labels(dr_true, "dr_true", NUM_DR_GRADES), dme)
     if np.shape(dr_probs)[:1] != (y.size,):
         raise ValueError(f"dr_probs must have {y.size} rows, got shape {np.shape(dr_probs)}")
     scores = referable_scores(dr_probs, dme_probs, combine)

@@ -16,7 +16,7 @@ A packed file is a ``torch.save`` dict of plain types and tensors (loadable with
 * ``photograph_preprocess``: the ``PreprocessConfig`` that turns a camera photograph into such an
   input (may equal ``preprocess``);
 * ``dr_decoding``: how the predicted DR grade is read from the grade probabilities
-  (``drscreen.metrics.decode_grades``), as the model was validated;
+  (``drscreen.grading.decode_grades``), as the model was validated;
 * ``info``: free metadata (training data and command, validation metrics, which outputs were
   validated on real data).
 """
@@ -45,7 +45,7 @@ class PretrainedModel:
 
     ``model``: fp32, eval mode, on the requested device. ``preprocess``: input preparation as in
     training; ``photograph_preprocess``: for camera photographs. ``dr_decoding``: the DR grade
-    rule (``drscreen.metrics.decode_grades``). ``info``: the file's metadata.
+    rule (``drscreen.grading.decode_grades``). ``info``: the file's metadata.
     """
 
     model: DRModel
