@@ -45,7 +45,7 @@ import torch
 import yaml
 
 from drscreen.data import LESION_UNION, load_dataset
-from drscreen.engine.schedules import write_json
+from drscreen.engine.runs import write_json
 from drscreen.explain import (
     POINTING_TOLERANCE,
     CAMNotApplicableError,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from drscreen.grading import DMEGrade, DRGrade
 from drscreen import retina
+from drscreen.grading import DMEGrade, DRGrade
 from drscreen.retina import Quadrant
 
 FOVEA = (100.0, 100.0)

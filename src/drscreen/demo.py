@@ -1,19 +1,5 @@
-"""``drscreen demo``: the main job on bundled input, needing no data and no network.
-
-It writes a small synthetic data set in the official IDRiD layout, reads it back through the same
-dataset adapters, image readers, preprocessing and quality gate that training and screening use,
-and checks every step against the generator's ground truth:
-
-* every image is found by the adapters, with the DR/DME grades the generator computed;
-* every lesion mask file read back equals the re-rendered mask pixel for pixel, and a lesion has
-  a mask file exactly when the generator drew it (IDRiD's absent-file-means-absent rule);
-* field-of-view detection recovers the generator's FOV (IoU) and the quality gate passes;
-* a lesion mask mapped into the network crop and back onto the original differs from the original
-  only within 1 px of the lesion boundaries (resampling moves edges by at most a pixel).
-
-Results go to ``<out>/summary.json``, ``<out>/summary.md`` and ``<out>/contact_sheet.png``; the exit
-code is 1 when a check fails.
-"""
+"""What ``drscreen demo`` does (parser and description: ``drscreen.commands.demo``): the main job on
+bundled input, checked against the synthetic generator's ground truth."""
 
 from __future__ import annotations
 
@@ -65,21 +51,6 @@ class ImageCheck:
         """All checks of this image met their goal."""
         round_trip_ok = self.round_trip_error_px <= MAX_ROUND_TRIP_ERROR_PX
         return self.grades_match and self.masks_match and self.fov_iou >= MIN_FOV_IOU and self.usable and round_trip_ok
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``drscreen demo``."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="generate a synthetic IDRiD-layout data set and check the whole input path on it",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
-    parser.add_argument("--n", type=int, default=12, help="number of images (default: 12)")
-    parser.add_argument("--size", type=int, default=512, help="image side in px, 256-2048 (default: 512)")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

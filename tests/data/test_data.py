@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drscreen.commands import data as data_command
 from drscreen.data import (
     DATASETS,
     LESION_UNION,
@@ -24,7 +25,6 @@ from drscreen.data import (
     split_by_patient,
     write_splits,
 )
-from drscreen.data import cli as data_cli
 from drscreen.data.splits import patient_key
 
 
@@ -425,7 +425,7 @@ def test_patient_kfold_and_split_file_roundtrip(tmp_path: Path) -> None:
 
 def _run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="drscreen")
-    data_cli.add_parser(parser.add_subparsers(required=True))
+    data_command.add_parser(parser.add_subparsers(required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -19,13 +19,13 @@ import pytest
 import yaml
 
 from drscreen.augment import label_to_grade
-from drscreen.augment.hook import CSV_NAME, IMAGE_DIR
 from drscreen.data import Sample, load_dataset
 from drscreen.engine import ROUND_HOOKS, RoundContext, config_from_dict, train
 from drscreen.engine.config import ExperimentConfig
 from drscreen.engine.dataset import FundusDataset
 from drscreen.engine.distributed import init_distributed
 from drscreen.engine.inference import Predictions
+from drscreen.engine.schedules.ellg_round import CSV_NAME, IMAGE_DIR
 from drscreen.engine.trainer import Trainer
 from drscreen.synth import write_dataset
 
@@ -75,7 +75,7 @@ def read_rows(folder: Path) -> list[dict[str, str]]:
 
 
 def run_hook(config: ExperimentConfig, work_dir: Path, extra: list[Sample], **kwargs: Any) -> list[Sample]:
-    from drscreen.engine.schedules import load_parts
+    from drscreen.engine.parts import load_parts
 
     trainer = Trainer(config, init_distributed("cpu"), work_dir.parent)
     train = load_parts(config.data)["train"]

@@ -267,7 +267,7 @@ def test_pseudo_mask_schedule(synth_root: Path, tmp_path: Path, cache_dir: Path)
 
 def test_pseudo_masks_are_cleared_on_dr0_images(synth_root: Path, tmp_path: Path, cache_dir: Path) -> None:
     """With a stub network that sees every lesion everywhere, DR-0 images keep only the disc."""
-    from drscreen.engine.schedules import write_pseudo_masks
+    from drscreen.engine.schedules.pseudo_masks import write_pseudo_masks
     from drscreen.io import read_mask
     from drscreen.models import ModelOutput
 

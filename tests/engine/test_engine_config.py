@@ -14,7 +14,8 @@ from drscreen.data import Sample
 from drscreen.engine.config import ConfigError, config_from_dict, config_to_dict, load_config, save_config
 from drscreen.engine.optim import build_optimizer, build_scheduler
 from drscreen.engine.samplers import AlternatingBatchSampler, ShardSampler
-from drscreen.engine.schedules import clear_lesions_on_dr0, keep_mask_fraction, pseudo_mask_channels
+from drscreen.engine.schedules.alternate import keep_mask_fraction
+from drscreen.engine.schedules.pseudo_masks import clear_lesions_on_dr0, pseudo_mask_channels
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {"data": {"train": [{"name": "idrid-grading", "root": "/data/idrid", "split": "train"}]}}

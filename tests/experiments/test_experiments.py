@@ -1,4 +1,4 @@
-"""Paper experiments (``drscreen.engine.experiments``, configs/papers/): every table runs end to end
+"""Paper experiments (``drscreen.experiments``, configs/papers/): every table runs end to end
 at tiny scale on a synthetic data root in the official layouts; expansion, tables, reuse, the
 command line, and the engine settings the papers needed (cross-validation folds, grade
 balancing, rounds without a base stage).
@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from drscreen.commands.experiment import add_parser
 from drscreen.data import Sample, load_dataset
 from drscreen.engine.config import ConfigError, DatasetSpec, config_from_dict
-from drscreen.engine.experiments import (
+from drscreen.engine.parts import balance_grades, load_parts, load_samples
+from drscreen.experiments import (
     Experiment,
     ExperimentError,
     PlannedRun,
-    add_parser,
     deep_merge,
     format_cell,
     load_experiment,
@@ -32,7 +33,6 @@ from drscreen.engine.experiments import (
     validation_curves,
     write_report,
 )
-from drscreen.engine.schedules import balance_grades, load_parts, load_samples
 from drscreen.synth.data_root import write_synthetic_data_root
 
 # Tiny synthetic sets have grades with a single image and models that predict one grade: the
@@ -351,7 +351,7 @@ def test_results_experiments_expand_into_valid_runs(path: Path, tmp_path: Path) 
 
 
 def test_select_runs_keeps_the_rows_asked_for_and_the_runs_they_start_from(tmp_path: Path) -> None:
-    from drscreen.engine.experiments import select_runs
+    from drscreen.experiments import select_runs
 
     path = REPO / "configs" / "results" / "aptos_ablation.yaml"
     experiment = load_experiment(path, data_root=tmp_path, out_dir=tmp_path / "out")
@@ -365,7 +365,7 @@ def test_a_stored_evaluation_is_reused_only_for_the_same_checkpoint_split_tta_an
     import json
     import os
 
-    from drscreen.engine.experiments import _previous_evaluation
+    from drscreen.experiments.run import _previous_evaluation
 
     checkpoint = tmp_path / "best.pt"
     checkpoint.write_bytes(b"weights")

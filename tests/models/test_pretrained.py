@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
+from drscreen.commands import model as model_command
 from drscreen.models import DEFAULT_MODEL_FILE, create_model, load_pretrained, pack_checkpoint
-from drscreen.models import cli as model_cli
 
 TINY = {"decoder_channels": [8, 8, 8, 8]}
 
@@ -68,7 +68,7 @@ def test_cli_pack_stores_metrics_and_info_prints_them(tmp_path: Path, capsys: py
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "info.yaml").write_text("licence: test\n")
     parser = argparse.ArgumentParser()
-    model_cli.add_parser(parser.add_subparsers())
+    model_command.add_parser(parser.add_subparsers())
     args = parser.parse_args(["model", "pack", str(tmp_path / "best.pt"), "--out", str(tmp_path / "m.pt"),
                               "--info", str(tmp_path / "info.yaml"),
                               "--metrics", f"val={tmp_path / 'metrics.json'}"])  # fmt: skip
@@ -102,7 +102,7 @@ def test_default_config_is_the_ablation_row_it_documents() -> None:
 
     from drscreen.engine import config_from_dict
     from drscreen.engine.config import load_config
-    from drscreen.engine.experiments import load_experiment
+    from drscreen.experiments import load_experiment
 
     repo = Path(__file__).resolve().parents[2]
     default = load_config(repo / "configs" / "default.yaml")

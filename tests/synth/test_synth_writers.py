@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from drscreen.commands import synth as synth_command
 from drscreen.synth import allocate_grades, generate_fundus, write_dataset
-from drscreen.synth import cli as synth_cli
 from drscreen.synth.config import DEFAULT_DME_GIVEN_DR
 from drscreen.synth.writers import TRUTH_CSV, format_idrid_grading_csv, image_seed, read_truth
 
@@ -155,7 +155,7 @@ def test_image_seeds_are_stable():
 
 def test_cli_writes_and_summarises(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    synth_cli.add_parser(parser.add_subparsers())
+    synth_command.add_parser(parser.add_subparsers())
     args = parser.parse_args(["synth", "--out", str(tmp_path), "--n", "3", "--size", str(SIZE), "--seed", "4",
                               "--layout", "aptos", "--grades", "0,0,1,0,0", "--label-noise", "0.5",
                               "--workers", "1", "--quiet"])  # fmt: skip
@@ -182,7 +182,7 @@ def test_drscreen_cli_dispatches_to_synth(tmp_path, capsys):
 
 def test_cli_ben_graham_gives_the_filtered_look_and_keeps_the_masks(tmp_path):
     parser = argparse.ArgumentParser()
-    synth_cli.add_parser(parser.add_subparsers())
+    synth_command.add_parser(parser.add_subparsers())
     common = ["--n", "1", "--size", str(SIZE), "--seed", "5", "--layout", "folder", "--workers", "1", "--quiet"]
     for name, extra in (("plain", []), ("filtered", ["--ben-graham"])):
         args = parser.parse_args(["synth", "--out", str(tmp_path / name), *common, *extra])

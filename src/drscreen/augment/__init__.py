@@ -2,8 +2,9 @@
 
 ``drscreen.augment.ellg`` holds the generator (patch extraction, colour transfer, random
 shifting, mixup and the mixed label of Lin et al.'s ELLG), ``drscreen.augment.colour`` the
-Reinhard lαβ colour transfer, and ``drscreen.augment.hook`` the ``ellg`` round hook of the
-engine's ``rounds`` schedule (importing this package registers it). See docs/explainability.md.
+Reinhard lαβ colour transfer. The package knows nothing of training: the ``ellg`` round hook that
+runs it between the rounds of the ``rounds`` schedule is ``drscreen.engine.schedules.ellg_round``.
+See docs/explainability.md.
 """
 
 from drscreen.augment.colour import lalphabeta_to_rgb, reinhard_transfer, rgb_to_lalphabeta
@@ -23,7 +24,6 @@ from drscreen.augment.ellg import (
     mixup_blend,
     place_patches,
 )
-from drscreen.augment.hook import correctly_classified, ellg_hook
 
 __all__ = [
     "ELLGConfig",
@@ -33,8 +33,6 @@ __all__ = [
     "LesionPatch",
     "Placement",
     "Placements",
-    "correctly_classified",
-    "ellg_hook",
     "extract_lesion_patches",
     "generate_lesion_images",
     "generate_one",

@@ -1,11 +1,12 @@
-"""``drscreen train`` and ``drscreen evaluate``: run the engine on a YAML experiment config."""
+"""``drscreen train`` and ``drscreen evaluate``: run the engine on a YAML experiment config.
+
+Light module (argparse only): the engine is imported when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-
-from drscreen.engine.config import ConfigError, load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,6 +52,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from drscreen.engine.config import ConfigError, load_config
+
     try:
         return load_config(args.config, args.override)
     except ConfigError as error:
@@ -58,7 +61,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from drscreen.engine.schedules import train
+    from drscreen.engine.runs import train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = train(_load(args), resume=args.resume)

@@ -1,4 +1,7 @@
-"""``drscreen model pack`` / ``drscreen model info``: packed models (``drscreen.models.pretrained``)."""
+"""``drscreen model pack`` / ``drscreen model info``: packed models (``drscreen.models.pretrained``).
+
+Light module (argparse only): torch and the models are imported when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,6 +53,8 @@ def metrics_record(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
+    import yaml
+
     from drscreen.engine.checkpoint import read_checkpoint
     from drscreen.models.pretrained import pack_checkpoint
 
@@ -71,6 +74,8 @@ def _run_pack(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    import yaml
+
     from drscreen.models.pretrained import load_pretrained
 
     packed = load_pretrained(args.path)

@@ -1,4 +1,4 @@
-"""``drscreen data``: list the adapters, summarise a dataset, write a patient-level split."""
+"""What ``drscreen data`` does once its arguments are parsed (parser: ``drscreen.commands.data``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import inspect
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,49 +22,8 @@ from drscreen.io import InputError, read_image
 _UNKNOWN = "none"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``drscreen data {list,summary,split}``."""
-    parser = subparsers.add_parser(
-        "data", help="inspect datasets and make patient-level splits", description=__doc__
-    )
-    actions = parser.add_subparsers(dest="data_action", required=True, metavar="ACTION")
-
-    listing = actions.add_parser("list", help="the dataset adapters and their splits")
-    listing.set_defaults(func=_run_list)
-
-    summary = actions.add_parser("summary", help="counts per split, grade, eye and lesion mask")
-    _add_dataset_arguments(summary)
-    summary.add_argument(
-        "--check-images", action="store_true", help="also read every image with drscreen.io; report failures"
-    )
-    summary.set_defaults(func=_run_summary)
-
-    split = actions.add_parser("split", help="patient-level stratified split, written as CSV")
-    _add_dataset_arguments(split)
-    split.add_argument(
-        "--fractions", type=float, nargs="+", default=[0.8, 0.1, 0.1], metavar="F",
-        help="train val [test] fractions of patients (default: 0.8 0.1 0.1)",
-    )
-    split.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")
-    split.add_argument(
-        "--no-stratify", dest="stratify", action="store_false", help="do not stratify by worst grade"
-    )
-    split.add_argument("--out", type=Path, required=True, help="CSV to write (one row per image)")
-    split.set_defaults(func=_run_split)
-
-
-def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=list_datasets(), metavar="NAME",
-                        help=f"adapter name: {', '.join(list_datasets())}")
-    parser.add_argument("--root", type=Path, required=True, help="dataset folder")
-    parser.add_argument("--split", default=None, help="load only this split (default: all present)")
-    parser.add_argument(
-        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-        help="adapter option, repeatable, e.g. -o skip_missing=true -o labels_csv=labels.csv",
-    )
-
-
-def _run_list(args: argparse.Namespace) -> int:
+def run_list(args: argparse.Namespace) -> int:
+    """``drscreen data list``: one line per adapter with its splits and description."""
     for name in list_datasets():
         entry = DATASETS.get(name)
         splits = ", ".join(entry.metadata.get("splits", ())) or "-"
@@ -73,7 +31,8 @@ def _run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_summary(args: argparse.Namespace) -> int:
+def run_summary(args: argparse.Namespace) -> int:
+    """``drscreen data summary``: counts per split, grade, eye and mask; 2 when the data cannot be loaded."""
     samples = _load(args)
     if samples is None:
         return 2
@@ -94,7 +53,8 @@ def _run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_split(args: argparse.Namespace) -> int:
+def run_split(args: argparse.Namespace) -> int:
+    """``drscreen data split``: a patient-level split written as CSV; 2 when the data cannot be loaded."""
     samples = _load(args)
     if samples is None:
         return 2
@@ -165,7 +125,7 @@ def _load(args: argparse.Namespace) -> list[Sample] | None:
     try:
         options = _parse_options(args.dataset, args.option)
         return load_dataset(args.dataset, args.root, args.split, **options)
-    except (DatasetError, InputError, ValueError) as error:
+    except (DatasetError, InputError, KeyError, ValueError) as error:
         print(f"drscreen data: error: {error}", file=sys.stderr)
         return None
 

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
+from drscreen.retina import SEVERE_HE_PER_QUADRANT, quadrant_axes, quadrants_of
 from drscreen.synth.anatomy import FundusGeometry
 from drscreen.synth.lesions import UM_PER_DD, Lesion
-from drscreen.retina import SEVERE_HE_PER_QUADRANT, quadrant_axes, quadrants_of
 
 
 class _Placer:

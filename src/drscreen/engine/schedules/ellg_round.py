@@ -1,6 +1,7 @@
 """The ``ellg`` round hook: lesion images generated between the rounds of the ``rounds`` schedule.
 
-Before fine-tuning round ``r`` the hook (registered in ``drscreen.engine.ROUND_HOOKS``):
+Before fine-tuning round ``r`` the hook (registered in ``drscreen.engine.ROUND_HOOKS``; the
+generator itself is ``drscreen.augment``, which knows nothing of the engine):
 
 1. predicts every original training image with the model of the previous stage
    (``Trainer.predict``, on every rank) and keeps the correctly graded ones: known DR grade equal
@@ -38,11 +39,11 @@ from drscreen.augment.ellg import ELLGConfig, Fundus, GeneratedImage, generate_l
 from drscreen.data import Sample, load_dataset
 from drscreen.engine.distributed import barrier
 from drscreen.engine.inference import Predictions
-from drscreen.engine.schedules import ROUND_HOOKS, RoundContext, RoundHook
+from drscreen.engine.schedules.round_hooks import ROUND_HOOKS, RoundContext, RoundHook
 from drscreen.engine.trainer import Trainer
 from drscreen.explain import GMSM
+from drscreen.grading import decode_grades
 from drscreen.io import DEFAULT_LIMITS, read_image
-from drscreen.metrics import decode_grades
 from drscreen.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def correctly_classified(
     predictions: Predictions, samples: Sequence[Sample], dr_decoding: str = "argmax"
 ) -> dict[int, int]:
     """Index -> DR grade of the ``samples`` whose known grade equals the predicted one (read
-    with ``dr_decoding``, ``drscreen.metrics.decode_grades``)."""
+    with ``dr_decoding``, ``drscreen.grading.decode_grades``)."""
     if predictions.dr_probs is None:
         raise ValueError("ELLG lesion generation needs a model that grades DR (dr_logits or dr_score)")
     predicted = decode_grades(predictions.dr_probs, dr_decoding)
