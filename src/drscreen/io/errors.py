@@ -19,6 +19,7 @@ InputErrorCode = Literal[
     "unsupported_mode",  # a pixel type with no defined conversion to RGB (float, signed, ...)
     "too_small",  # a side shorter than ReadLimits.min_side
     "too_large",  # more pixels than ReadLimits.max_pixels (decompression-bomb guard)
+    "bad_aspect_ratio",  # longer side more than ReadLimits.max_aspect_ratio times the shorter one
 ]
 
 

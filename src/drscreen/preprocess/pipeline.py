@@ -27,6 +27,7 @@ from drscreen.preprocess.fov import FieldOfView, detect_fov
 from drscreen.preprocess.geometry import CropGeometry
 from drscreen.preprocess.normalization import IMAGENET, NORMALIZATIONS, Normalization
 from drscreen.preprocess.quality import QualityReport, QualityThresholds, assess_quality
+from drscreen.preprocess.resample import crop_resized
 
 Enhancement = Literal["none", "clahe", "ben_graham"]
 ENHANCEMENTS: tuple[str, ...] = ("none", "clahe", "ben_graham")
@@ -150,7 +151,11 @@ class Preprocessor:
         self.config = config or PreprocessConfig()
 
     def prepare(self, image: np.ndarray) -> PreparedImage:
-        """Prepare ``image`` (H, W, 3) uint8 RGB. Never drops an image: check ``usable``."""
+        """Prepare ``image`` (H, W, 3) uint8 RGB. Never drops an image: check ``usable``.
+
+        Memory stays within a few times the image's own size plus the (S, S) output, whatever the
+        aspect ratio: a large padded square is never built at full resolution (``crop_resized``).
+        """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         cfg = self.config
@@ -159,8 +164,8 @@ class Preprocessor:
             geometry = CropGeometry.around_fov(fov, cfg.size, margin=cfg.fov_margin)
         else:
             geometry = CropGeometry.whole_image(*image.shape[:2], output_size=cfg.size)
-        crop = geometry.apply(image, "area")
-        fov_mask = geometry.apply(fov.mask, "linear")
+        crop = crop_resized(geometry, image, "area")
+        fov_mask = crop_resized(geometry, fov.mask, "linear")
         if cfg.mask_outside_fov and fov.found:
             crop[~fov_mask] = 0
         display = self._enhance(crop, fov_mask, fov.radius * geometry.scale if fov.found else cfg.size / 2)
