@@ -109,9 +109,8 @@ def run_method(model: DRModel, images: torch.Tensor, entry: ExplanationMethod) -
     maps, seconds = [], []
     for image in images:
         started = time.perf_counter()
-        maps.append(
-            saliency_maps(model, image[None], entry.method, EXPLANATION_TARGETS[entry.target], **dict(entry.settings))[0]
-        )
+        target = EXPLANATION_TARGETS[entry.target]
+        maps.append(saliency_maps(model, image[None], entry.method, target, **dict(entry.settings))[0])
         seconds.append(time.perf_counter() - started)
     return maps, seconds
 
@@ -173,7 +172,8 @@ def markdown(result: dict[str, Any]) -> str:
         "Reference rows: `random` = i.i.d. uniform noise (chance level of the pointing game), `uniform` = a "
         "constant map (chance level of mass and AUPR: the lesions' pixel share; counted as degenerate).",
         "",
-        f"Selection rule (no degenerate map on either set, then pointing game, then AUPR) picks: `{choice['rule_pick']}`. "
+        "Selection rule (no degenerate map on either set, then pointing game, then AUPR) picks: "
+        f"`{choice['rule_pick']}`. "
         f"`DEFAULT_EXPLANATION`: `{choice['default']}` (matches the rule: {choice['matches_rule']}). "
         f"Fallbacks in order: {', '.join(f'`{f}`' for f in choice['fallbacks'])}. "
         f"`explain_default` fell back on {choice['n_fallback']} and returned a degenerate map on "

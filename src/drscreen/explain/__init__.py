@@ -2,6 +2,7 @@
 
 Typical use::
 
+    explanation = explain_default(model, image)       # the default method (with fallbacks), one image
     method = create_saliency("gmsm", model)
     maps = method(images, ReferableTarget())          # (B, S, S) in [0, 1]
     originals = to_original_geometry(maps, geometries)  # one (H, W) map per photograph
@@ -9,6 +10,15 @@ Typical use::
     table = faithfulness_table(model, images, lesion_masks)  # pointing game, mass, AUPR per method
 """
 
+from drscreen.explain.default import (
+    DEFAULT_EXPLANATION,
+    EXPLANATION_TARGETS,
+    FALLBACK_EXPLANATIONS,
+    Explanation,
+    ExplanationMethod,
+    explain_default,
+    is_degenerate,
+)
 from drscreen.explain.faithfulness import (
     POINTING_TOLERANCE,
     faithfulness_table,
@@ -45,12 +55,17 @@ from drscreen.explain.targets import (
 
 __all__ = [
     "CAM",
+    "DEFAULT_EXPLANATION",
+    "EXPLANATION_TARGETS",
+    "FALLBACK_EXPLANATIONS",
     "GMSM",
     "POINTING_TOLERANCE",
     "SALIENCY_METHODS",
     "CAMNotApplicableError",
     "DMETarget",
     "DRGradeTarget",
+    "Explanation",
+    "ExplanationMethod",
     "GradCAM",
     "GradCAMPlusPlus",
     "LesionTarget",
@@ -62,8 +77,10 @@ __all__ = [
     "TargetError",
     "create_saliency",
     "default_target",
+    "explain_default",
     "faithfulness_table",
     "heatmap_overlay",
+    "is_degenerate",
     "list_saliency_methods",
     "mask_overlay",
     "pointing_game",
