@@ -18,7 +18,8 @@ from drscreen._lazy import lazy_exports
 if TYPE_CHECKING:
     from drscreen.inference import Predictor
     from drscreen.models import create_model, list_models, load_pretrained
-    from drscreen.screening import Screener, screen
+    from drscreen.report import screen
+    from drscreen.screening import Screener
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "drscreen.models": ("create_model", "list_models", "load_pretrained"),
         "drscreen.inference": ("Predictor",),
-        "drscreen.screening": ("Screener", "screen"),
+        "drscreen.screening": ("Screener",),
+        "drscreen.report": ("screen",),
     },
 )

@@ -1,4 +1,4 @@
-"""``drscreen train`` and ``drscreen evaluate``: run the engine on a YAML experiment config.
+"""``drscreen train`` and ``drscreen evaluate``: train from a YAML config; score a run or a packed model.
 
 Light module (argparse only): the engine is imported when a command runs.
 """
@@ -24,13 +24,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
     evaluate = subparsers.add_parser(
         "evaluate",
-        help="evaluate a checkpoint: metrics.json, predictions.csv, confusion matrices",
-        description="Evaluate a checkpoint on one part of the configured data.",
-    )
-    _add_config_arguments(evaluate)
-    evaluate.add_argument("--checkpoint", help="checkpoint file (default: the run's best.pt, else last.pt)")
-    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test", help="data part (default: test)")
-    evaluate.add_argument("--out", help="output folder (default: <run folder>/eval-<split>)")
+        help="score a model on labelled images: metrics.json, predictions.csv, confusion matrices",
+        description="Score a model on labelled images through the inference core. Either a run's checkpoint on "
+        "a part of its YAML config (drscreen evaluate CONFIG), or a packed model (default: the shipped one) on "
+        "any dataset adapter (drscreen evaluate --dataset NAME --root FOLDER [--model PACKED]); 'folder' and 'csv' "
+        "read plain folders and label tables. Unreadable images are listed in errors.csv and skipped.",
+    )  # fmt: skip
+    evaluate.add_argument("config", nargs="?", help="experiment YAML (configs/default.yaml, ...); omit with --dataset")
+    add_override_argument(evaluate, "override a config value, e.g. -o data.preprocess.size=256 (repeatable)")
+    evaluate.add_argument("--checkpoint", help="with CONFIG: checkpoint file (default: the run's best.pt, else last.pt)")
+    evaluate.add_argument("--split", help="data part: train, val or test with CONFIG (default test); the adapter's split otherwise")
+    evaluate.add_argument("--out", help="output folder (default with CONFIG: <run folder>/eval-<split>)")
+    evaluate.add_argument("--model", help="packed model file (default: the shipped model); with --dataset")
+    evaluate.add_argument("--dataset", help="dataset adapter name (drscreen data list), e.g. aptos2019, eyepacs, folder, csv")
+    evaluate.add_argument("--root", help="the dataset's folder; with --dataset")
+    evaluate.add_argument(
+        "--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+        help="adapter option, e.g. --dataset-option grade_column=level (repeatable)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--inputs", choices=("photograph", "training"), default="photograph",
+        help="with --dataset: prepare images as camera photographs (default) or like the model's training images",
+    )  # fmt: skip
     evaluate.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)"
     )
@@ -38,6 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--tta", choices=("none", "flips"), default="none",
         help="test-time augmentation: average the outputs over the four flips (default: none)",
     )  # fmt: skip
+    evaluate.add_argument("--device", default="cpu", help="with --dataset: cpu, cuda, cuda:1 ... (default cpu)")
     evaluate.set_defaults(func=_run_evaluate)
 
 
@@ -70,12 +86,42 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from drscreen.engine.evaluate import evaluate
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    results = evaluate(
-        _load(args), args.checkpoint, split=args.split, out_dir=args.out, n_bootstrap=args.bootstrap, tta=args.tta
-    )
+    if (args.config is None) == (args.dataset is None):
+        raise SystemExit("drscreen evaluate: give either CONFIG (a run) or --dataset with --root (a packed model)")
+    if args.config is not None:
+        from drscreen.engine.evaluate import evaluate
+
+        if args.split not in (None, "train", "val", "test"):
+            raise SystemExit(f"drscreen evaluate: --split must be train, val or test with CONFIG, got {args.split!r}")
+        split = args.split or "test"
+        results = evaluate(
+            _load(args), args.checkpoint, split=split, out_dir=args.out, n_bootstrap=args.bootstrap, tta=args.tta
+        )
+    else:
+        if args.root is None or args.out is None:
+            raise SystemExit("drscreen evaluate: --dataset needs --root and --out")
+        from drscreen.data import DatasetError
+        from drscreen.engine.evaluate import evaluate_packed
+
+        options = dict(_key_value(item) for item in args.dataset_option)
+        try:
+            results = evaluate_packed(
+                args.dataset, args.root, args.out, model=args.model, split=args.split, dataset_options=options,
+                inputs=args.inputs, n_bootstrap=args.bootstrap, tta=args.tta, device=args.device,
+            )  # fmt: skip
+        except (DatasetError, KeyError, ValueError, FileNotFoundError) as error:
+            raise SystemExit(f"drscreen evaluate: {error}") from None
+        split = args.split or args.dataset
     summary = ", ".join(f"{key} {value:.4f}" for key, value in results["summary"].items() if isinstance(value, float))
-    print(f"{args.split}: {summary}")
+    print(f"{split}: {summary}")
     return 0
+
+
+def _key_value(item: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"drscreen evaluate: --dataset-option needs KEY=VALUE, got {item!r}")
+    return key.strip(), yaml.safe_load(value)

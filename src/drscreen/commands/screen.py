@@ -1,0 +1,73 @@
+"""``drscreen screen``: fundus photographs in, a screening folder with report.html out.
+
+Light module (argparse only): the model and the pipeline are imported when the command runs.
+Exit status: 0 every input screened (ungradable photographs count as screened: they have a
+result), 1 usage error, 3 some inputs could not be read (listed in errors.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+#: Exit status for usage errors (bad arguments, unreadable manifest, unknown model file).
+EXIT_USAGE = 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``screen`` sub-command."""
+    parser = subparsers.add_parser(
+        "screen",
+        help="screen fundus photographs into results (JSON, CSV, overlays) and a report.html",
+        description="Screen photographs with the shipped model (or --model): quality gate, DR and DME grades, "
+        "referable decision, lesion maps and region findings, optic disc and fovea, an explanation map, and "
+        "per-patient recommendations (research output, not medical advice). A rerun of the same command "
+        "computes only what is missing or changed. Exit status: 0 all screened, 1 usage error, "
+        "3 some inputs could not be read (errors.csv). Output layout: docs/usage.md.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders (searched recursively), CSV manifests (path column; optional id, "
+                        "patient_id, laterality, visit, field) or DICOM files")  # fmt: skip
+    parser.add_argument("--out", required=True, help="output folder (created; reused by a rerun)")
+    parser.add_argument("--model", help="packed model file (default: the shipped model)")
+    parser.add_argument(
+        "--operating-point", metavar="THRESHOLD|sensitivity=S",
+        help="referral threshold on the referable score, e.g. 0.4, or a target sensitivity on the model's "
+        "packed validation curve, e.g. sensitivity=0.9 (default: the model's packed operating point, else 0.5)",
+    )  # fmt: skip
+    parser.add_argument("--labels", help="CSV of reference grades (id, dr_grade[, dme_grade]) for the report's metrics")
+    parser.add_argument("--no-explain", action="store_true", help="skip the explanation maps (faster)")
+    parser.add_argument("--overlay-size", type=int, default=1024,
+                        help="long side (px) of previews and overlay layers; 0 = full resolution (default 1024)")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=8, help="photographs per forward pass (default 8)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (errors are still printed)")
+    parser.set_defaults(func=_run_screen)
+
+
+def _run_screen(args: argparse.Namespace) -> int:
+    from drscreen.io import InputError
+    from drscreen.report import screen
+    from drscreen.screening import ManifestError
+
+    if args.batch_size < 1 or args.overlay_size < 0:
+        print("drscreen screen: --batch-size must be >= 1 and --overlay-size >= 0", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        summary = screen(
+            args.inputs, args.out, model=args.model, operating_point=args.operating_point,
+            explain=not args.no_explain, labels=args.labels, device=args.device, batch_size=args.batch_size,
+            overlay_size=args.overlay_size or None, progress=not args.quiet,
+            command=shlex.join(["drscreen", *sys.argv[1:]]),
+        )  # fmt: skip
+    except (ManifestError, FileNotFoundError, InputError, ValueError) as error:
+        print(f"drscreen screen: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"screened {summary.n_screened} of {summary.n_inputs} inputs ({summary.n_ungradable} ungradable, "
+        f"{summary.n_unreadable} unreadable, {summary.n_referable} referable; {summary.n_reused} reused "
+        f"from an earlier run)"
+    )
+    print(f"report: {summary.report}")
+    return summary.exit_code

@@ -1,0 +1,324 @@
+"""``Screener``: photographs in, one ``ImageResult`` per photograph out (nothing written to disk).
+
+Settings go in the constructor (model, operating point, explanation, device, batch size);
+``screen(inputs)`` then reads, prepares and predicts batch by batch through the inference core
+(``drscreen.inference.Predictor``, quality gate always on), and finishes each image: retinal
+landmarks, laterality check, lesion findings per region, the default explanation, provenance.
+What becomes files (JSON, CSV, overlays, HTML) is ``drscreen.report``'s business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drscreen.explain import Explanation, explain_default
+from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
+from drscreen.inference import Prediction, Predictor
+from drscreen.io import InputError, read_image
+from drscreen.models.pretrained import DEFAULT_MODEL_FILE
+from drscreen.preprocess import PreparedImage
+from drscreen.screening.findings import LESION_THRESHOLD, lesion_findings
+from drscreen.screening.inputs import ScreeningInput
+from drscreen.screening.landmarks import Landmarks, locate_landmarks
+from drscreen.screening.schema import (
+    SCHEMA_VERSION,
+    ExplanationResult,
+    GradeResult,
+    ImageResult,
+    LandmarkResult,
+    Provenance,
+    QualityResult,
+    ReferableResult,
+)
+
+#: Laterality read from the image counts (for a warning or as the eye) from this confidence on.
+LATERALITY_CONFIDENCE = 0.5
+
+
+@dataclass
+class ScreenedImage:
+    """One screened photograph: its result and the arrays its overlays are drawn from.
+
+    ``image``: (H, W, 3) uint8 RGB as read. ``lesion_probs``: (C, S, S) float32 in the crop
+    (channels ``lesion_classes``). ``saliency``: (S, S) float32 in [0, 1] in the crop.
+    ``landmarks``: disc and fovea in crop pixels. Map crop arrays with ``prepared.geometry``.
+    """
+
+    result: ImageResult
+    image: np.ndarray
+    prepared: PreparedImage
+    lesion_classes: tuple[str, ...]
+    lesion_probs: np.ndarray | None
+    saliency: np.ndarray | None
+    landmarks: Landmarks | None
+
+
+@dataclass(frozen=True)
+class ScreeningFailure:
+    """An input that could not be screened: the input, a reason code and a message."""
+
+    input: ScreeningInput
+    code: str
+    message: str
+
+
+def content_sha256(item: ScreeningInput) -> str:
+    """SHA-256 of the file's bytes, or of an in-memory image's shape and pixels."""
+    digest = hashlib.sha256()
+    if item.path is not None:
+        with item.path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        assert item.image is not None
+        digest.update(repr(item.image.shape).encode())
+        digest.update(np.ascontiguousarray(item.image).tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return content_sha256(ScreeningInput(id="", path=path))
+
+
+class Screener:
+    """Screens photographs with a packed model.
+
+    Args:
+        model: packed model file (default: the shipped model).
+        operating_point: a referable threshold or ``"sensitivity=0.9"`` (the packed validation
+            curve); None: the packed operating point.
+        explain: compute the default explanation (``drscreen.explain.explain_default``).
+        lesion_threshold: probability from which a lesion-map pixel is lesion.
+        device, amp, batch_size: where and how the network runs.
+        predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        operating_point: str | None = None,
+        explain: bool = True,
+        lesion_threshold: float = LESION_THRESHOLD,
+        device: str = "cpu",
+        amp: str = "fp32",
+        batch_size: int = 8,
+        predictor: Predictor | None = None,
+    ) -> None:
+        if predictor is None:
+            predictor = Predictor.from_packed(
+                model, quality_gate=True, operating_point=operating_point, device=device, amp=amp, batch_size=batch_size
+            )
+        elif not predictor.preprocessor.config.quality_gate:
+            predictor = Predictor(predictor.backend, replace(predictor.preprocessor.config, quality_gate=True),
+                                  predictor.settings, packed=predictor.packed, weights_path=predictor.weights_path)  # fmt: skip
+        self.predictor = predictor
+        self.explain = explain
+        self.lesion_threshold = lesion_threshold
+        info = predictor.packed.info if predictor.packed is not None else {}
+        validated = info.get("validated_on_real_data", {})
+        self.validated: dict[str, bool] = {
+            "dr": bool(validated.get("dr_grade", False)),
+            "referable": bool(validated.get("referable", False)),
+            "dme": bool(validated.get("dme_grade", False)),
+            "lesion_maps": bool(validated.get("lesion_maps", False)),
+            "optic_disc": bool(validated.get("optic_disc", False)),
+            "explanation": False,
+        }
+        weights = predictor.weights_path or (DEFAULT_MODEL_FILE if predictor.packed is not None else None)
+        self.weights_sha256 = file_sha256(weights) if weights is not None and weights.is_file() else "unknown"
+        self.model_name = str(info.get("name", "unnamed model"))
+        self.model_version = None if info.get("version") is None else str(info["version"])
+        self.settings: dict[str, Any] = {
+            **predictor.settings.to_dict(),
+            "explain": explain,
+            "lesion_threshold": lesion_threshold,
+            "quality_gate": True,
+        }
+        self.preprocess = predictor.preprocessor.config.to_dict()
+        key = json.dumps([SCHEMA_VERSION, self.weights_sha256, self.preprocess, self.settings], sort_keys=True)
+        #: Hash of everything that changes a result: a stored result with another key is redone.
+        self.settings_key = hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------------------- screening
+    def screen(self, inputs: Iterable[ScreeningInput]) -> Iterator[ScreenedImage | ScreeningFailure]:
+        """Screen ``inputs`` batch by batch, yielding one outcome per input, in order."""
+        batch: list[tuple[ScreeningInput, np.ndarray, PreparedImage, str, float]] = []
+        for item in inputs:
+            started = time.perf_counter()
+            try:
+                digest = content_sha256(item)
+                image = item.image if item.image is not None else read_image(item.path)  # type: ignore[arg-type]
+                prepared = self.predictor.prepare(image)
+            except InputError as error:
+                yield from self._finish(batch)
+                batch = []
+                yield ScreeningFailure(item, error.code, error.reason)
+                continue
+            except (OSError, ValueError) as error:
+                yield from self._finish(batch)
+                batch = []
+                yield ScreeningFailure(item, "unreadable", str(error))
+                continue
+            batch.append((item, image, prepared, digest, started))
+            if len(batch) >= self.predictor.settings.batch_size:
+                yield from self._finish(batch)
+                batch = []
+        yield from self._finish(batch)
+
+    def screen_one(self, item: ScreeningInput | np.ndarray) -> ScreenedImage | ScreeningFailure:
+        """Screen one input (a record or an (H, W, 3) uint8 RGB array)."""
+        record = item if isinstance(item, ScreeningInput) else ScreeningInput(id="image", image=item)
+        return next(iter(self.screen([record])))
+
+    def _finish(
+        self, batch: list[tuple[ScreeningInput, np.ndarray, PreparedImage, str, float]]
+    ) -> Iterator[ScreenedImage]:
+        if not batch:
+            return
+        predictions = self.predictor.predict_prepared([prepared for _, _, prepared, _, _ in batch])
+        for (item, image, prepared, digest, started), prediction in zip(batch, predictions):
+            yield self._screened(item, image, prepared, digest, prediction, started)
+
+    def _screened(
+        self,
+        item: ScreeningInput,
+        image: np.ndarray,
+        prepared: PreparedImage,
+        digest: str,
+        prediction: Prediction,
+        started: float,
+    ) -> ScreenedImage:
+        warnings: list[str] = []
+        landmarks = explanation = None
+        lesion_probs = prediction.lesion_probs
+        classes = prediction.lesion_classes
+        if prediction.graded:
+            disc = lesion_probs[classes.index("OD")] if lesion_probs is not None and "OD" in classes else None
+            landmarks = locate_landmarks(prepared.display, prepared.fov_mask, disc)
+            if self.explain and self.predictor.packed is not None:
+                explanation = explain_default(self.predictor.packed.model, prepared.tensor)
+                if explanation.degenerate:
+                    warnings.append("no explanation method gave a usable map: " + "; ".join(explanation.skipped))
+        laterality, source = item.laterality, item.laterality_source
+        if landmarks is not None and landmarks.laterality is not None:
+            seen = landmarks.laterality_confidence >= LATERALITY_CONFIDENCE
+            if laterality is None and seen:
+                laterality, source = landmarks.laterality, "image"
+            elif laterality is not None and seen and landmarks.laterality != laterality:
+                warnings.append(
+                    f"laterality {laterality} (from the {source.replace('_', ' ') if source else 'input'}) disagrees "
+                    f"with the image (optic disc {'right' if landmarks.laterality == 'R' else 'left'} of the fovea "
+                    f"suggests {landmarks.laterality}, confidence {landmarks.laterality_confidence:.2f})"
+                )
+        result = ImageResult(
+            id=item.id,
+            source=None if item.path is None else str(item.path),
+            content_sha256=digest,
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+            patient_id=item.patient_id,
+            laterality=laterality,
+            laterality_source=source,
+            visit=item.visit,
+            field=item.field,
+            status="screened" if prediction.graded else "ungradable",
+            quality=self._quality(prepared),
+            dr=self._grade(prediction.dr_grade, prediction.dr_probs, DR_GRADE_NAMES, self.validated["dr"]),
+            dme=self._grade(prediction.dme_grade, prediction.dme_probs, DME_GRADE_NAMES, self.validated["dme"]),
+            referable=self._referable(prediction),
+            lesions=self._findings(prediction, landmarks, prepared) if prediction.graded else [],
+            landmarks=None if landmarks is None else _landmark_result(landmarks.to_original(prepared.geometry)),
+            explanation=None if explanation is None else _explanation_result(explanation),
+            overlays={},
+            warnings=warnings,
+            validated_on_real_data=dict(self.validated),
+            provenance=self._provenance(time.perf_counter() - started),
+        )
+        return ScreenedImage(
+            result=result, image=image, prepared=prepared, lesion_classes=classes,
+            lesion_probs=lesion_probs if prediction.graded else None,
+            saliency=None if explanation is None or explanation.degenerate else explanation.map,
+            landmarks=landmarks,
+        )  # fmt: skip
+
+    # --------------------------------------------------------------------------------- parts
+    @staticmethod
+    def _quality(prepared: PreparedImage) -> QualityResult:
+        report = prepared.quality
+        assert report is not None, "the screener always runs the quality gate"
+        measures = {k: (None if not np.isfinite(v) else float(v)) for k, v in report.measurements.items()}
+        return QualityResult(gradable=report.usable, reasons=[r.value for r in report.reasons], measures=measures)
+
+    @staticmethod
+    def _grade(grade: int | None, probs: np.ndarray | None, names: dict[int, str], validated: bool) -> GradeResult | None:
+        if grade is None or probs is None:
+            return None
+        return GradeResult(grade=grade, name=names[grade], probabilities=[round(float(p), 6) for p in probs],
+                           validated_on_real_data=validated)  # fmt: skip
+
+    def _referable(self, prediction: Prediction) -> ReferableResult | None:
+        if prediction.referable_score is None or prediction.referable is None:
+            return None
+        settings = self.predictor.settings
+        return ReferableResult(
+            score=round(prediction.referable_score, 6),
+            referable=prediction.referable,
+            threshold=settings.operating_point.threshold,
+            operating_point=settings.operating_point.source,
+            from_grades=list(settings.referable_from),
+            validated_on_real_data=self.validated["referable"],
+        )
+
+    def _findings(self, prediction: Prediction, landmarks: Landmarks | None, prepared: PreparedImage) -> list[Any]:
+        if prediction.lesion_probs is None:
+            return []
+        return lesion_findings(
+            prediction.lesion_probs, prediction.lesion_classes, landmarks, prepared.fov_mask,
+            prepared.geometry.scale, self.validated, self.lesion_threshold,
+        )  # fmt: skip
+
+    def _provenance(self, seconds: float) -> Provenance:
+        from drscreen import __version__
+
+        return Provenance(
+            drscreen_version=__version__,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            weights_sha256=self.weights_sha256,
+            runtime=type(self.predictor.backend).__name__,
+            preprocess=self.preprocess,
+            settings=self.settings,
+            settings_key=self.settings_key,
+            seconds=round(seconds, 4),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+
+def _landmark_result(landmarks: Landmarks) -> LandmarkResult:
+    return LandmarkResult(
+        disc_center=(round(landmarks.disc_center[0], 1), round(landmarks.disc_center[1], 1)),
+        disc_diameter_px=round(landmarks.disc_diameter, 1),
+        disc_confidence=round(landmarks.disc_confidence, 3),
+        disc_source=landmarks.disc_source,
+        fovea_center=(round(landmarks.fovea_center[0], 1), round(landmarks.fovea_center[1], 1)),
+        fovea_confidence=round(landmarks.fovea_confidence, 3),
+        laterality=landmarks.laterality,
+        laterality_confidence=round(landmarks.laterality_confidence, 3),
+    )
+
+
+def _explanation_result(explanation: Explanation) -> ExplanationResult:
+    return ExplanationResult(
+        method=explanation.method, target=explanation.target, settings=dict(explanation.settings),
+        degenerate=explanation.degenerate, fallback=explanation.fallback, skipped=list(explanation.skipped),
+    )  # fmt: skip
