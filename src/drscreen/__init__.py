@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from drscreen._lazy import lazy_exports
+from drscreen._version import __version__
 
 if TYPE_CHECKING:
     from drscreen.inference import Predictor
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from drscreen.report import screen
     from drscreen.screening import Screener
 
-__version__ = "0.1.0"
 
 __all__ = ["Predictor", "Screener", "__version__", "create_model", "list_models", "load_pretrained", "screen"]
 

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from drscreen._version import __version__
 from drscreen.report.overlays import DISPLAY_SIZE, overlay_layers, preview
 from drscreen.screening import (
     ImageResult,
@@ -304,8 +305,6 @@ def _report_failure(failure: ScreeningFailure, folder: ScreeningFolder, summary:
 
 
 def _run_info(screener: Screener, summary: RunSummary, command: str | None, seconds: float) -> dict[str, Any]:
-    from drscreen import __version__
-
     return {
         "drscreen_version": __version__,
         "command": command,

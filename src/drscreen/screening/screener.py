@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from drscreen._version import __version__
 from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
 from drscreen.inference import Prediction, Predictor
@@ -288,8 +289,6 @@ class Screener:
         )  # fmt: skip
 
     def _provenance(self, seconds: float) -> Provenance:
-        from drscreen import __version__
-
         return Provenance(
             drscreen_version=__version__,
             model_name=self.model_name,
