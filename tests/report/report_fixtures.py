@@ -33,7 +33,7 @@ from drscreen.screening.schema import (
 from drscreen.synth import SynthFundus, generate_fundus
 
 THRESHOLD = 0.4
-VALIDATED = {"dr_grade": True, "referable": True, "dme_grade": False, "lesion_maps": False}
+VALIDATED = {"dr": True, "referable": True, "dme": False, "lesion_maps": False, "optic_disc": False, "explanation": False}
 REGIONS = {Region.OPTIC_DISC: "optic_disc", Region.MACULA: "macula", Region.REST: "rest"}
 
 

@@ -13,6 +13,7 @@ from drscreen.metrics.plots import default_grade_labels, plot_confusion_matrix, 
 from drscreen.metrics.referable import (
     bootstrap_auc,
     referable_metrics,
+    score_referable,
     sensitivity_specificity,
     threshold_for_sensitivity,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "plot_curves",
     "pooled_aupr",
     "referable_metrics",
+    "score_referable",
     "sensitivity_specificity",
     "threshold_for_sensitivity",
 ]

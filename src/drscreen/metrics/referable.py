@@ -131,7 +131,33 @@ def referable_metrics(
     if np.shape(dr_probs)[:1] != (y.size,):
         raise ValueError(f"dr_probs must have {y.size} rows, got shape {np.shape(dr_probs)}")
     scores = referable_scores(dr_probs, dme_probs, combine)
+    return score_referable(y, scores, threshold, n_bootstrap=n_bootstrap, seed=seed, ci=ci, stratified=stratified)
 
+
+def score_referable(
+    y_true: Any,
+    scores: Any,
+    threshold: float = 0.5,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    stratified: bool = True,
+) -> dict[str, Any]:
+    """AUC, sensitivity and specificity of referable scores already computed, with intervals.
+
+    Args:
+        y_true: bool (N,) reference (True = referable).
+        scores: float (N,) referable scores (e.g. stored screening results).
+        threshold, n_bootstrap, seed, ci, stratified: as in ``referable_metrics``.
+
+    Returns:
+        The ``referable_metrics`` dictionary.
+    """
+    y = np.asarray(y_true, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != y.shape or y.ndim != 1:
+        raise ValueError(f"y_true and scores must be (N,) of the same length, got {y.shape} and {scores.shape}")
     n_pos = int(y.sum())
     notes: list[str] = []
     if n_pos in (0, y.size):

@@ -34,13 +34,7 @@ from drscreen.grading import (
     lesion_color,
     referable_labels,
 )
-from drscreen.metrics import (
-    bootstrap_auc,
-    bootstrap_indices,
-    grading_metrics,
-    percentile_interval,
-    sensitivity_specificity,
-)
+from drscreen.metrics import grading_metrics, score_referable
 from drscreen.report.labels import LabelRow
 from drscreen.screening.schema import RESEARCH_NOTICE, SCHEMA_VERSION, ImageResult, PatientResult
 
@@ -82,11 +76,12 @@ QUALITY_REASONS: dict[str, str] = {
 
 #: Output names of ``ImageResult.validated_on_real_data`` in words.
 OUTPUT_NAMES: dict[str, str] = {
-    "dr_grade": "DR grade",
+    "dr": "DR grade",
     "referable": "Referable disease",
-    "dme_grade": "DME risk",
+    "dme": "DME risk",
     "lesion_maps": "Lesion maps and region findings",
     "optic_disc": "Optic disc",
+    "explanation": "Explanation map",
 }
 
 #: Region names of ``LesionFinding.region`` in words, in table order.
@@ -354,34 +349,27 @@ def _interval(values: tuple[float, float] | None) -> tuple[float, float] | None:
 
 def _referable_scoring(reference: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
     """AUC, sensitivity and specificity of the stored referable scores at ``threshold``, with
-    stratified 95 % percentile bootstrap intervals, and the ROC curve."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    stratified 95 % percentile bootstrap intervals (``drscreen.metrics.score_referable``), and the ROC curve."""
+    from sklearn.metrics import roc_curve
 
-    both_classes = 0 < int(reference.sum()) < reference.size
-    sensitivity, specificity = sensitivity_specificity(reference, scores, threshold)
-    indices = bootstrap_indices(reference.size, N_BOOTSTRAP, seed=0, strata=reference)
-    resampled, called = reference[indices], scores[indices] >= threshold
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sensitivity_b = (called & resampled).sum(axis=1) / resampled.sum(axis=1)
-        specificity_b = (~called & ~resampled).sum(axis=1) / (~resampled).sum(axis=1)
+    metrics = score_referable(reference, scores, threshold, n_bootstrap=N_BOOTSTRAP, seed=0)
+    sensitivity, specificity = metrics["sensitivity"], metrics["specificity"]
     out: dict[str, Any] = {
-        "n": int(reference.size),
-        "n_referable": int(reference.sum()),
+        "n": metrics["n"],
+        "n_referable": metrics["n_referable"],
         "threshold": threshold,
         "sensitivity": _finite(sensitivity),
-        "sensitivity_ci": _interval(percentile_interval(sensitivity_b)),
+        "sensitivity_ci": _interval(metrics.get("sensitivity_ci")),
         "specificity": _finite(specificity),
-        "specificity_ci": _interval(percentile_interval(specificity_b)),
-        "auc": None,
-        "auc_ci": None,
+        "specificity_ci": _interval(metrics.get("specificity_ci")),
+        "auc": _finite(metrics["auc"]),
+        "auc_ci": _interval(metrics.get("auc_ci")),
         "roc": None,
         "operating_point": (1.0 - (specificity if not math.isnan(specificity) else 1.0),
                             sensitivity if not math.isnan(sensitivity) else 0.0),  # fmt: skip
     }
-    if both_classes:
+    if out["auc"] is not None:
         fpr, tpr, _ = roc_curve(reference, scores)
-        out["auc"] = float(roc_auc_score(reference, scores))
-        out["auc_ci"] = _interval(percentile_interval(bootstrap_auc(reference, scores, indices)))
         out["roc"] = list(zip(fpr.tolist(), tpr.tolist()))
     return out
 
