@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "drscreen.commands.engine",
     "experiment": "drscreen.commands.experiment",
     "model": "drscreen.commands.model",
+    "export": "drscreen.commands.export",
     "screen": "drscreen.commands.screen",
 }
 

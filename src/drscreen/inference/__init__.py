@@ -8,6 +8,7 @@ probabilities, grades, the referable score and the referral decision.
 """
 
 from drscreen.inference.backends import InferenceBackend, TorchBackend
+from drscreen.inference.onnx_backend import ExportMetadata, OnnxBackend
 from drscreen.inference.predictor import (
     BatchProbabilities,
     FileOutcome,
@@ -34,8 +35,10 @@ __all__ = [
     "LESION_LEVELS",
     "TTA_FLIPS",
     "BatchProbabilities",
+    "ExportMetadata",
     "FileOutcome",
     "InferenceBackend",
+    "OnnxBackend",
     "Prediction",
     "Predictor",
     "PredictorSettings",

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from drscreen.grading import OperatingPoint, decode_grades, referable_scores
 from drscreen.inference.backends import InferenceBackend, TorchBackend
+from drscreen.inference.onnx_backend import DEVICE_PROVIDERS, OnnxBackend
 from drscreen.inference.probabilities import TTA_FLIPS, grade_probabilities, lesion_probabilities, tta_forward
 from drscreen.io import InputError, read_image
 from drscreen.models import ModelOutput
@@ -214,6 +215,40 @@ class Predictor:
         backend = TorchBackend(packed.model, device=device, amp=amp, channels_last=channels_last)
         weights = Path(path) if path is not None else None
         return cls(backend, preprocess, PredictorSettings(**settings), packed=packed, weights_path=weights)
+
+    @classmethod
+    def from_onnx(
+        cls,
+        path: str | Path,
+        *,
+        inputs: str = "photograph",
+        quality_gate: bool | None = None,
+        operating_point: str | OperatingPoint | None = None,
+        device: str = "cpu",
+        providers: Sequence[str] | None = None,
+        **settings: Any,
+    ) -> Predictor:
+        """A predictor for an ONNX file written by ``drscreen export`` (run by ONNX Runtime).
+
+        The preprocessing, DR decoding, operating point and referable sources come from the
+        file's metadata exactly as ``from_packed`` takes them from the packed file; ``inputs``,
+        ``quality_gate``, ``operating_point`` and ``settings`` mean what they mean there.
+        ``device``: ``"cpu"`` or ``"cuda"`` (ONNX Runtime providers ``DEVICE_PROVIDERS``),
+        unless ``providers`` names them. ``packed`` stays ``None``; ``weights_path`` is ``path``.
+        """
+        if inputs not in ("photograph", "training"):
+            raise ValueError(f"inputs must be 'photograph' or 'training', got {inputs!r}")
+        if providers is None and device not in DEVICE_PROVIDERS:
+            raise ValueError(f"device must be one of {sorted(DEVICE_PROVIDERS)} for ONNX Runtime, got {device!r}")
+        backend = OnnxBackend(path, providers=providers or DEVICE_PROVIDERS[device])
+        exported = backend.metadata
+        preprocess = exported.photograph_preprocess if inputs == "photograph" else exported.preprocess
+        if quality_gate is not None:
+            preprocess = replace(preprocess, quality_gate=quality_gate)
+        settings.setdefault("dr_decoding", exported.dr_decoding)
+        settings.setdefault("referable_from", packed_referable_sources(exported))  # type: ignore[arg-type]
+        settings["operating_point"] = packed_operating_point(exported, operating_point)  # type: ignore[arg-type]
+        return cls(backend, preprocess, PredictorSettings(**settings), weights_path=Path(path))
 
     # ---------------------------------------------------------------------------- batches
     @property

@@ -1,0 +1,55 @@
+"""``drscreen export``: a packed model as an ONNX or TorchScript file (``drscreen.export``).
+
+Light module (argparse only): torch, ONNX and the models are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: ``--quantize`` choices -> ``export_model(quantize=...)`` (copy of ``drscreen.export.QUANTIZATIONS``).
+QUANTIZE_CHOICES: dict[str, str] = {"int8": "int8-dynamic"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``export`` sub-command."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export a packed model to ONNX or TorchScript (dynamic batch, metadata inside the file)",
+        description="Write a packed model (default: the shipped one) as an ONNX or TorchScript file whose "
+        "outputs are the model's named outputs (dr_logits, dme_logits, lesion_logits, ...) and which "
+        "carries the packed preprocessing, grade decoding and model card data, so that it serves alone "
+        "(Predictor.from_onnx). docs/performance.md has the parity and speed measurements.",
+    )
+    parser.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
+    parser.add_argument("--model", metavar="PACKED", help="packed model file (default: the shipped default model)")
+    parser.add_argument("--out", required=True, help="file to write (e.g. model.onnx)")
+    parser.add_argument(
+        "--quantize", choices=sorted(QUANTIZE_CHOICES),
+        help="ONNX only: int8 dynamic quantisation (measured slower and less accurate on CPU: docs/performance.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--static-batch", action="store_true", help="ONNX only: fix the batch size to 1 (default: dynamic batch axis)"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from drscreen.export import export_model
+    from drscreen.models import load_pretrained
+
+    quantize = QUANTIZE_CHOICES[args.quantize] if args.quantize else None
+    if args.format != "onnx" and (quantize or args.static_batch):
+        raise SystemExit("drscreen export: --quantize and --static-batch apply to --format onnx only")
+    metadata = export_model(
+        args.model or load_pretrained(), args.out, args.format, dynamic_batch=not args.static_batch, quantize=quantize
+    )
+    out = Path(args.out)
+    print(
+        f"exported {metadata.model} ({args.format}{', ' + quantize if quantize else ''}) -> {out} "
+        f"({out.stat().st_size / 2**20:.1f} MiB); input images (B, 3, {metadata.input_size}, {metadata.input_size}); "
+        f"outputs {', '.join(metadata.outputs)}"
+    )
+    return 0
