@@ -274,6 +274,21 @@ def test_size_limits_and_decompression_bombs(tmp_path: Path, rgb: np.ndarray) ->
     assert DEFAULT_LIMITS.max_pixels == 64_000_000 and DEFAULT_LIMITS.min_side == 128
 
 
+def test_extreme_aspect_ratios_are_refused_from_the_header(tmp_path: Path) -> None:
+    """A 15 KB PNG of 128 x 40,000 px passes the pixel limit, but every step that works on a square
+    around it would allocate gigapixels: refused before decoding, whichever side is longer."""
+    Image.fromarray(np.zeros((128, 40_000), np.uint8)).save(tmp_path / "wide.png")
+    assert (tmp_path / "wide.png").stat().st_size < 100_000
+    assert "312.5:1" in _expect(tmp_path / "wide.png", "bad_aspect_ratio").reason
+    _expect(_png_header_only(tmp_path / "strip.png", 500_000, 128), "bad_aspect_ratio")
+    _expect(_png_header_only(tmp_path / "tall.png", 200, 20_000), "bad_aspect_ratio")
+    Image.fromarray(np.zeros((128, 512), np.uint8)).save(tmp_path / "four_to_one.png")
+    assert read_image(tmp_path / "four_to_one.png").shape == (128, 512, 3)
+    assert read_image(tmp_path / "wide.png", limits=ReadLimits(max_aspect_ratio=400)).shape == (128, 40_000, 3)
+    with pytest.raises(ValueError):
+        ReadLimits(max_aspect_ratio=0.5)
+
+
 def test_unsupported_format_and_modes(tmp_path: Path, rgb: np.ndarray) -> None:
     Image.fromarray(rgb).save(tmp_path / "anim.gif")
     _expect(tmp_path / "anim.gif", "unsupported_format")

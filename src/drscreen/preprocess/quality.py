@@ -275,10 +275,11 @@ def _content_issue(m: dict[str, float], fov: FieldOfView, t: QualityThresholds) 
         return QualityIssue.GREYSCALE
     looks_like_retina = m["warmth"] >= t.min_warmth and m["hue_spread"] <= t.max_hue_spread
     if fov.found:
-        # Clipped plateaus of a washed-out photo have flat colour and sharp outlines of their own;
-        # such a photo is judged by colour only and rejected as OVEREXPOSED.
-        washed_out = m["overexposed_fraction"] > t.max_overexposed_fraction
-        scene_like = not washed_out and (
+        # Clipped plateaus of a washed-out photo, and the few grey levels of a nearly black one,
+        # make flat colours and sharp outlines of their own: such a photo is judged by colour
+        # only, and rejected as OVEREXPOSED or TOO_DARK.
+        badly_exposed = m["overexposed_fraction"] > t.max_overexposed_fraction or m["brightness"] < t.min_brightness
+        scene_like = not badly_exposed and (
             m["edge_fraction"] > t.max_edge_fraction
             or m["texture"] > t.max_texture
             or m["flat_colour_fraction"] > t.max_flat_colour_fraction
