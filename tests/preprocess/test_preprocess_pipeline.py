@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 from preprocess_fixtures import fundus_photo, iou
 
-from drscreen.preprocess import ENHANCEMENTS, HALF, IMAGENET, PreprocessConfig, Preprocessor, QualityIssue
+from drscreen.preprocess import (
+    ENHANCEMENTS,
+    HALF,
+    IMAGENET,
+    CropGeometry,
+    PreprocessConfig,
+    Preprocessor,
+    QualityIssue,
+    resample,
+)
+from drscreen.preprocess.resample import crop_resized
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +105,38 @@ def test_crop_off_and_gate_off(photo) -> None:
 def test_unusable_images_are_prepared_and_flagged() -> None:
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     prepared = Preprocessor(PreprocessConfig(size=64)).prepare(noise)
-    assert not prepared.usable and QualityIssue.NOT_FUNDUS in prepared.quality.reasons
+    assert not prepared.usable and prepared.quality.reasons == (QualityIssue.NOISE,)
     assert prepared.tensor.shape == (3, 64, 64)  # never dropped: the caller decides
 
 
 def test_rejects_non_rgb_uint8() -> None:
     with pytest.raises(ValueError, match="uint8 RGB"):
         Preprocessor().prepare(np.zeros((10, 10), np.uint8))
+
+
+def test_memory_stays_bounded_for_a_long_thin_image() -> None:
+    """A 128 x 20,000 px image (7.7 MB): padding it to a 20,000 px square at full resolution would
+    allocate 1.2 GB for the pixels alone; prepare must stay within a small multiple of the image."""
+    strip = np.zeros((128, 20_000, 3), np.uint8)
+    strip[:, ::50] = (180, 90, 40)
+    tracemalloc.start()
+    try:
+        prepared = Preprocessor(PreprocessConfig(size=64, crop_to_fov=False)).prepare(strip)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert prepared.tensor.shape == (3, 64, 64) and not prepared.usable
+    assert peak < 20 * strip.nbytes, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_bounded_crop_matches_the_full_resolution_crop(monkeypatch: pytest.MonkeyPatch, photo) -> None:
+    image, _ = photo
+    geometry = CropGeometry.whole_image(*image.shape[:2], output_size=96)
+    exact = geometry.apply(image, "area")
+    assert np.array_equal(crop_resized(geometry, image, "area"), exact)
+    monkeypatch.setattr(resample, "MAX_BOX_PIXELS", 0)
+    resized_first = crop_resized(geometry, image, "area")
+    assert resized_first.shape == exact.shape
+    assert np.abs(resized_first.astype(int) - exact.astype(int)).mean() < 2.0
+    mask = crop_resized(geometry, np.ones(image.shape[:2], bool), "linear")
+    assert abs(int(mask.sum()) - int(geometry.apply(np.ones(image.shape[:2], bool), "linear").sum())) <= 2 * 96
