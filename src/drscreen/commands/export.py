@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-#: ``--quantize`` choices -> ``export_model(quantize=...)`` (copy of ``drscreen.export.QUANTIZATIONS``).
-QUANTIZE_CHOICES: dict[str, str] = {"int8": "int8-dynamic"}
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``export`` sub-command."""
@@ -19,15 +16,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         description="Write a packed model (default: the shipped one) as an ONNX or TorchScript file whose "
         "outputs are the model's named outputs (dr_logits, dme_logits, lesion_logits, ...) and which "
         "carries the packed preprocessing, grade decoding and model card data, so that it serves alone "
-        "(Predictor.from_onnx). docs/performance.md has the parity and speed measurements.",
+        "(Predictor.from_onnx). No quantised export: int8 dynamic quantisation lost accuracy and speed "
+        "(docs/performance.md).",
     )
     parser.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
     parser.add_argument("--model", metavar="PACKED", help="packed model file (default: the shipped default model)")
     parser.add_argument("--out", required=True, help="file to write (e.g. model.onnx)")
-    parser.add_argument(
-        "--quantize", choices=sorted(QUANTIZE_CHOICES),
-        help="ONNX only: int8 dynamic quantisation (measured slower and less accurate on CPU: docs/performance.md)",
-    )  # fmt: skip
     parser.add_argument(
         "--static-batch", action="store_true", help="ONNX only: fix the batch size to 1 (default: dynamic batch axis)"
     )
@@ -40,15 +34,12 @@ def _run(args: argparse.Namespace) -> int:
     from drscreen.export import export_model
     from drscreen.models import load_pretrained
 
-    quantize = QUANTIZE_CHOICES[args.quantize] if args.quantize else None
-    if args.format != "onnx" and (quantize or args.static_batch):
-        raise SystemExit("drscreen export: --quantize and --static-batch apply to --format onnx only")
-    metadata = export_model(
-        args.model or load_pretrained(), args.out, args.format, dynamic_batch=not args.static_batch, quantize=quantize
-    )
+    if args.format != "onnx" and args.static_batch:
+        raise SystemExit("drscreen export: --static-batch applies to --format onnx only")
+    metadata = export_model(args.model or load_pretrained(), args.out, args.format, dynamic_batch=not args.static_batch)
     out = Path(args.out)
     print(
-        f"exported {metadata.model} ({args.format}{', ' + quantize if quantize else ''}) -> {out} "
+        f"exported {metadata.model} ({args.format}) -> {out} "
         f"({out.stat().st_size / 2**20:.1f} MiB); input images (B, 3, {metadata.input_size}, {metadata.input_size}); "
         f"outputs {', '.join(metadata.outputs)}"
     )

@@ -1,6 +1,5 @@
 """Exporting drscreen models for other runtimes: ONNX (served by ``drscreen.inference.OnnxBackend``
-and ``Predictor.from_onnx``) and TorchScript, with the packed metadata inside the file and optional
-int8 dynamic quantisation (``drscreen export``)."""
+and ``Predictor.from_onnx``) and TorchScript, with the packed metadata inside the file (``drscreen export``)."""
 
 from drscreen.export.exporter import (
     EXPORT_FORMATS,
@@ -10,15 +9,12 @@ from drscreen.export.exporter import (
     load_torchscript,
     read_export_metadata,
 )
-from drscreen.export.quantize import QUANTIZATIONS, quantize_onnx
 
 __all__ = [
     "EXPORT_FORMATS",
     "ONNX_OPSET",
-    "QUANTIZATIONS",
     "ContractOutputs",
     "export_model",
     "load_torchscript",
-    "quantize_onnx",
     "read_export_metadata",
 ]

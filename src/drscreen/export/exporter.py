@@ -11,6 +11,10 @@ ONNX goes through ``torch.onnx.export``'s TorchScript-based exporter (``dynamo=F
 2-core development machine it exports the shipped model and the U²-Net family an order of
 magnitude faster than the ``torch.export``-based one, with the same outputs (parity tests in
 tests/export); the batch axis is dynamic unless ``dynamic_batch=False``.
+
+No quantised export is offered: int8 dynamic quantisation (ONNX Runtime) lowered the shipped
+model's APTOS val QWK and referable sensitivity and ran slower on CPU
+(benchmarks/quantization.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from drscreen.export.quantize import QUANTIZATIONS, quantize_onnx
 from drscreen.inference.onnx_backend import (
     EXPORTABLE_OUTPUTS,
     INPUT_NAME,
@@ -41,7 +44,9 @@ EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 #: ONNX operator set of the exported graphs.
 ONNX_OPSET = 18
 #: Metadata keys of an export (TorchScript extra files must be named to be read back).
-METADATA_KEYS: tuple[str, ...] = tuple(METADATA_PREFIX + name for name in ("format", *(f.name for f in fields(ExportMetadata))))
+METADATA_KEYS: tuple[str, ...] = tuple(
+    METADATA_PREFIX + name for name in ("format", *(f.name for f in fields(ExportMetadata)))
+)
 
 
 class ContractOutputs(nn.Module):
@@ -67,7 +72,6 @@ def export_model(
     format: str = "onnx",
     *,
     dynamic_batch: bool = True,
-    quantize: str | None = None,
     input_size: int | None = None,
 ) -> ExportMetadata:
     """Write ``packed_or_model`` to ``path`` as ONNX or TorchScript; returns the metadata stored in it.
@@ -81,8 +85,6 @@ def export_model(
             metadata in the archive's extra files, read with ``load_torchscript``).
         dynamic_batch: ONNX only: a symbolic batch axis (else the file takes batches of 1).
             A TorchScript trace keeps the batch size symbolic wherever the model does.
-        quantize: ``None`` or ``"int8-dynamic"`` (ONNX only: int8 weights, activations quantised
-            at run time by ONNX Runtime).
         input_size: side ``S`` of the input, px: a live model's (default: ``PreprocessConfig``'s);
             for a packed model it must equal the packed size.
 
@@ -90,8 +92,6 @@ def export_model(
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; known: {', '.join(EXPORT_FORMATS)}")
-    if quantize is not None and (format != "onnx" or quantize not in QUANTIZATIONS):
-        raise ValueError(f"quantize must be None or one of {QUANTIZATIONS} (ONNX only), got {quantize!r} for {format}")
     model, metadata = _model_and_metadata(packed_or_model, input_size)
     network = copy.deepcopy(model).float().cpu().eval()
     example = torch.randn(2 if dynamic_batch else 1, 3, metadata.input_size, metadata.input_size,
@@ -101,7 +101,7 @@ def export_model(
     outputs = tuple(name for name in EXPORTABLE_OUTPUTS if getattr(probe, name) is not None)
     if not outputs:
         raise ValueError(f"{type(model).__name__} returns none of the exportable outputs {EXPORTABLE_OUTPUTS}")
-    metadata = replace(metadata, outputs=outputs, quantization=quantize)
+    metadata = replace(metadata, outputs=outputs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if format == "torchscript":
@@ -144,7 +144,8 @@ def _model_and_metadata(
             raise ValueError(f"a packed model is exported at its packed input size {packed.preprocess.size}, "
                              f"not {input_size}")  # fmt: skip
         model: nn.Module = packed.model
-        preprocess, photograph, decoding, info = packed.preprocess, packed.photograph_preprocess, packed.dr_decoding, packed.info
+        preprocess, photograph = packed.preprocess, packed.photograph_preprocess
+        decoding, info = packed.dr_decoding, packed.info
     elif isinstance(packed_or_model, nn.Module):
         model = packed_or_model
         sized = {} if input_size is None else {"size": input_size}
@@ -189,10 +190,6 @@ def _write_onnx(
                 module, (example,), str(traced_file), input_names=[INPUT_NAME], output_names=names,
                 dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False,
             )  # fmt: skip
-        if metadata.quantization is not None:
-            quantized_file = Path(scratch) / "quantized.onnx"
-            quantize_onnx(traced_file, quantized_file, metadata.quantization)
-            traced_file = quantized_file
         proto = onnx.load(str(traced_file))
     del proto.metadata_props[:]
     for key, value in metadata.to_strings().items():

@@ -52,7 +52,6 @@ class ExportMetadata:
         photograph_preprocess: camera photographs to inputs.
         dr_decoding: how the DR grade is read (``drscreen.grading.decode_grades``).
         info: the packed model's metadata (model card data, operating point, validation curve).
-        quantization: ``None`` (fp32) or the quantisation applied (``"int8-dynamic"``).
     """
 
     model: str
@@ -64,7 +63,6 @@ class ExportMetadata:
     photograph_preprocess: PreprocessConfig
     dr_decoding: str = "argmax"
     info: dict[str, Any] = field(default_factory=dict)
-    quantization: str | None = None
 
     def to_strings(self) -> dict[str, str]:
         """``METADATA_PREFIX``-keyed JSON strings (ONNX ``metadata_props``, TorchScript extra files)."""
@@ -79,7 +77,6 @@ class ExportMetadata:
             "photograph_preprocess": self.photograph_preprocess.to_dict(),
             "dr_decoding": self.dr_decoding,
             "info": self.info,
-            "quantization": self.quantization,
         }
         return {METADATA_PREFIX + key: json.dumps(value) for key, value in values.items()}
 
@@ -103,7 +100,6 @@ class ExportMetadata:
             photograph_preprocess=PreprocessConfig.from_dict(values["photograph_preprocess"]),
             dr_decoding=values["dr_decoding"],
             info=values["info"],
-            quantization=values["quantization"],
         )
 
 
