@@ -44,8 +44,8 @@ def write_sample_inputs(folder: Path, size: int = 768, seed: int = 0) -> tuple[P
     _write_rgb(photos / "skimage_retina.jpg", data.retina())
     manifest_rows = [("photos/skimage_retina.jpg", "skimage_retina", "C", "", "")]
     label_rows = []
-    for index, (stem, patient, eye, dr, dme) in enumerate(SYNTHETIC_PHOTOGRAPHS):
-        fundus = generate_fundus(seed + index, size, target_dr=dr, target_dme=dme, eye="right" if eye == "R" else "left")
+    for stem, patient, eye, dr, dme in SYNTHETIC_PHOTOGRAPHS:
+        fundus = generate_fundus(seed, size, target_dr=dr, target_dme=dme, eye="right" if eye == "R" else "left")
         _write_rgb(photos / f"{stem}.jpg", fundus.image)
         manifest_rows.append((f"photos/{stem}.jpg", stem, patient, eye, "2026-12"))
         label_rows.append((stem, fundus.dr_grade, fundus.dme_grade))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drscreen.screening.inputs import ScreeningInput
 from drscreen.screening.patients import eye_summary, patient_results, recommend
 from drscreen.screening.schema import EyeSummary, ImageResult
 
@@ -52,3 +53,16 @@ def test_patients_are_grouped_by_id_and_visit_and_unknown_patients_stand_alone()
     assert keyed[("p1", "v1")].recommendation == "refer" and {e.laterality for e in keyed[("p1", "v1")].eyes} == {"R", "L"}
     assert keyed[("p1", "v2")].recommendation == "rescreen_12_months"
     assert keyed[("solo", "v1")].eyes[0].laterality == "unknown"
+
+
+def test_an_unreadable_photograph_keeps_its_visit_from_a_negative_result() -> None:
+    patients = patient_results(
+        [result("r1", "p1", "R", 0, False), result("l1", "p1", "L", 0, False), result("r2", "p2", "R", 0, False)],
+        unreadable=[ScreeningInput(id="l1-retake", patient_id="p1", laterality="L", visit="v1"),
+                    ScreeningInput(id="broken", patient_id="p2", visit="v1")],
+    )  # fmt: skip
+    keyed = {p.patient_id: p for p in patients}
+    assert keyed["p1"].recommendation == "rescreen_12_months", "the left eye has a gradable photograph"
+    assert "l1-retake" in next(e for e in keyed["p1"].eyes if e.laterality == "L").image_ids
+    assert keyed["p2"].recommendation == "retake_or_refer"
+    assert [e.laterality for e in keyed["p2"].eyes] == ["R", "unknown"]
