@@ -42,6 +42,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="long side (px) of previews and overlay layers; 0 = full resolution (default 1024)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
     parser.add_argument("--batch-size", type=int, default=8, help="photographs per forward pass (default 8)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that decode and prepare photographs while the model runs; 0 = none "
+                        "(default: min(4, CPU count); one input is always read in the main process)")  # fmt: skip
+    parser.add_argument("--amp", default="fp32",
+                        help="precision of the network: fp32 (default, the validated precision), bf16 (autocast; "
+                        "fast on CPUs with AVX-512 BF16 or AMX and on GPUs), fp16, or auto (bf16/fp16 on a GPU, "
+                        "fp32 on the CPU)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar (errors are still printed)")
     parser.set_defaults(func=_run_screen)
 
@@ -51,14 +58,15 @@ def _run_screen(args: argparse.Namespace) -> int:
     from drscreen.report import screen
     from drscreen.screening import ManifestError
 
-    if args.batch_size < 1 or args.overlay_size < 0:
-        print("drscreen screen: --batch-size must be >= 1 and --overlay-size >= 0", file=sys.stderr)
+    if args.batch_size < 1 or args.overlay_size < 0 or (args.workers is not None and args.workers < 0):
+        print("drscreen screen: --batch-size must be >= 1, --overlay-size and --workers >= 0", file=sys.stderr)
         return EXIT_USAGE
     try:
         summary = screen(
             args.inputs, args.out, model=args.model, operating_point=args.operating_point,
-            explain=not args.no_explain, labels=args.labels, device=args.device, batch_size=args.batch_size,
-            overlay_size=args.overlay_size or None, progress=not args.quiet,
+            explain=not args.no_explain, labels=args.labels, device=args.device, amp=args.amp,
+            batch_size=args.batch_size, overlay_size=args.overlay_size or None, progress=not args.quiet,
+            workers=args.workers,
             command=shlex.join(["drscreen", *sys.argv[1:]]),
         )  # fmt: skip
     except (ManifestError, FileNotFoundError, InputError, ValueError) as error:

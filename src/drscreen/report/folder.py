@@ -82,6 +82,7 @@ class RunSummary:
     n_reused: int = 0
     report: Path | None = None
     errors: list[tuple[str, str, str]] = field(default_factory=list)
+    unreadable: list[ScreeningInput] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -227,6 +228,7 @@ def screen(
     overlay_size: int | None = DISPLAY_SIZE,
     progress: bool = True,
     screener: Screener | None = None,
+    workers: int | None = None,
     command: str | None = None,
 ) -> RunSummary:
     """Screen ``inputs`` (files, folders, CSV manifests, DICOM, arrays, PIL images; see
@@ -234,6 +236,7 @@ def screen(
 
     ``labels``: a CSV of reference grades (``id``, ``dr_grade``, optional ``dme_grade``) for the
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
+    ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.
     """
     started = time.time()
@@ -251,7 +254,7 @@ def screen(
                dynamic_ncols=True)  # fmt: skip
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drscreen-writer") as writer:
         pending: list[Future[ImageResult]] = []
-        for outcome in screener.screen(todo):
+        for outcome in screener.screen(todo, workers=workers, display_size=overlay_size):
             if isinstance(outcome, ScreeningFailure):
                 _report_failure(outcome, folder, summary)
             else:
@@ -268,7 +271,7 @@ def screen(
     summary.n_screened = sum(r.status == "screened" for r in ordered)
     summary.n_ungradable = sum(r.status == "ungradable" for r in ordered)
     summary.n_referable = sum(r.referable is not None and r.referable.referable for r in ordered)
-    patients = patient_results(ordered)
+    patients = patient_results(ordered, summary.unreadable)
     folder.write_tables(ordered, patients, summary.errors)
     folder.write_json("schema.json", image_result_json_schema())
     run_info = _run_info(screener, summary, command, time.time() - started)
@@ -300,6 +303,7 @@ def _report_failure(failure: ScreeningFailure, folder: ScreeningFolder, summary:
     name = str(failure.input.path) if failure.input.path is not None else failure.input.id
     summary.n_unreadable += 1
     summary.errors.append((name, failure.code, failure.message))
+    summary.unreadable.append(failure.input)
     folder.forget(failure.input.id)
     print(f"drscreen screen: {name}: {failure.message} [{failure.code}]", file=sys.stderr)
 

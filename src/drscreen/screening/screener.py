@@ -1,7 +1,8 @@
 """``Screener``: photographs in, one ``ImageResult`` per photograph out (nothing written to disk).
 
 Settings go in the constructor (model, operating point, explanation, device, batch size);
-``screen(inputs)`` then reads, prepares and predicts batch by batch through the inference core
+``screen(inputs)`` then reads and prepares the photographs (``drscreen.screening.batch``: reduced
+decoding, worker processes) while it predicts batch by batch through the inference core
 (``drscreen.inference.Predictor``, quality gate always on), and finishes each image: retinal
 landmarks, laterality check, lesion findings per region, the default explanation, provenance.
 What becomes files (JSON, CSV, overlays, HTML) is ``drscreen.report``'s business.
@@ -24,9 +25,10 @@ from drscreen._version import __version__
 from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
 from drscreen.inference import Prediction, Predictor
-from drscreen.io import InputError, read_image
+from drscreen.io.draft import MIN_LONG_SIDE
 from drscreen.models.pretrained import DEFAULT_MODEL_FILE
-from drscreen.preprocess import PreparedImage
+from drscreen.preprocess import CropGeometry, PreparedImage
+from drscreen.screening.batch import LoadFailure, PhotographLoader, PreparedPhotograph, default_workers
 from drscreen.screening.findings import LESION_THRESHOLD, lesion_findings
 from drscreen.screening.inputs import ScreeningInput
 from drscreen.screening.landmarks import Landmarks, locate_landmarks
@@ -49,9 +51,11 @@ LATERALITY_CONFIDENCE = 0.5
 class ScreenedImage:
     """One screened photograph: its result and the arrays its overlays are drawn from.
 
-    ``image``: (H, W, 3) uint8 RGB as read. ``lesion_probs``: (C, S, S) float32 in the crop
-    (channels ``lesion_classes``). ``saliency``: (S, S) float32 in [0, 1] in the crop.
-    ``landmarks``: disc and fovea in crop pixels. Map crop arrays with ``prepared.geometry``.
+    ``image``: (h, w, 3) uint8 RGB, the photograph reduced by an integer factor to at least the
+    display size asked for (``drscreen.io.draft``; ``result.image_size`` is the original's).
+    ``lesion_probs``: (C, S, S) float32 in the crop (channels ``lesion_classes``). ``saliency``:
+    (S, S) float32 in [0, 1] in the crop. ``landmarks``: disc and fovea in crop pixels. Map crop
+    arrays onto ``image`` with ``prepared.geometry``.
     """
 
     result: ImageResult
@@ -152,26 +156,29 @@ class Screener:
         self.settings_key = hashlib.sha256(key.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------------- screening
-    def screen(self, inputs: Iterable[ScreeningInput]) -> Iterator[ScreenedImage | ScreeningFailure]:
-        """Screen ``inputs`` batch by batch, yielding one outcome per input, in order."""
-        batch: list[tuple[ScreeningInput, np.ndarray, PreparedImage, str, float]] = []
-        for item in inputs:
-            started = time.perf_counter()
-            try:
-                digest = content_sha256(item)
-                image = item.image if item.image is not None else read_image(item.path)  # type: ignore[arg-type]
-                prepared = self.predictor.prepare(image)
-            except InputError as error:
+    def screen(
+        self, inputs: Iterable[ScreeningInput], *, workers: int | None = None, display_size: int | None = MIN_LONG_SIDE
+    ) -> Iterator[ScreenedImage | ScreeningFailure]:
+        """Screen ``inputs`` batch by batch, yielding one outcome per input, in order.
+
+        Every input is read and prepared by ``drscreen.screening.batch.load_photograph`` (the one
+        way a photograph becomes a network input), in ``workers`` processes when there are two
+        inputs or more (None: ``default_workers()``; 0: in this process) while the network runs
+        here. ``display_size``: smallest long side (px) of ``ScreenedImage.image`` (None: full
+        resolution); results do not depend on it.
+        """
+        loader = PhotographLoader(
+            self.predictor.preprocessor.config, content_sha256,
+            workers=default_workers() if workers is None else workers, display_size=display_size,
+        )  # fmt: skip
+        batch: list[tuple[ScreeningInput, PreparedPhotograph]] = []
+        for item, loaded in loader.load(inputs):
+            if isinstance(loaded, LoadFailure):
                 yield from self._finish(batch)
                 batch = []
-                yield ScreeningFailure(item, error.code, error.reason)
+                yield ScreeningFailure(item, loaded.code, loaded.message)
                 continue
-            except (OSError, ValueError) as error:
-                yield from self._finish(batch)
-                batch = []
-                yield ScreeningFailure(item, "unreadable", str(error))
-                continue
-            batch.append((item, image, prepared, digest, started))
+            batch.append((item, loaded))
             if len(batch) >= self.predictor.settings.batch_size:
                 yield from self._finish(batch)
                 batch = []
@@ -182,24 +189,21 @@ class Screener:
         record = item if isinstance(item, ScreeningInput) else ScreeningInput(id="image", image=item)
         return next(iter(self.screen([record])))
 
-    def _finish(
-        self, batch: list[tuple[ScreeningInput, np.ndarray, PreparedImage, str, float]]
-    ) -> Iterator[ScreenedImage]:
+    def _finish(self, batch: list[tuple[ScreeningInput, PreparedPhotograph]]) -> Iterator[ScreenedImage]:
+        """Predict a batch and finish each image; an image's seconds: reading and preparing, its
+        share of the forward pass, and its finishing."""
         if not batch:
             return
-        predictions = self.predictor.predict_prepared([prepared for _, _, prepared, _, _ in batch])
-        for (item, image, prepared, digest, started), prediction in zip(batch, predictions):
-            yield self._screened(item, image, prepared, digest, prediction, started)
+        started = time.perf_counter()
+        predictions = self.predictor.predict_prepared([loaded.prepared for _, loaded in batch])
+        forward_share = (time.perf_counter() - started) / len(batch)
+        for (item, loaded), prediction in zip(batch, predictions):
+            yield self._screened(item, loaded, prediction, time.perf_counter() - loaded.seconds - forward_share)
 
     def _screened(
-        self,
-        item: ScreeningInput,
-        image: np.ndarray,
-        prepared: PreparedImage,
-        digest: str,
-        prediction: Prediction,
-        started: float,
+        self, item: ScreeningInput, loaded: PreparedPhotograph, prediction: Prediction, started: float
     ) -> ScreenedImage:
+        prepared, original = loaded.prepared, loaded.original_geometry
         warnings: list[str] = []
         landmarks = explanation = None
         lesion_probs = prediction.lesion_probs
@@ -225,8 +229,8 @@ class Screener:
         result = ImageResult(
             id=item.id,
             source=None if item.path is None else str(item.path),
-            content_sha256=digest,
-            image_size=(int(image.shape[1]), int(image.shape[0])),
+            content_sha256=loaded.digest,
+            image_size=(int(loaded.original_size[1]), int(loaded.original_size[0])),
             patient_id=item.patient_id,
             laterality=laterality,
             laterality_source=source,
@@ -237,8 +241,8 @@ class Screener:
             dr=self._grade(prediction.dr_grade, prediction.dr_probs, DR_GRADE_NAMES, self.validated["dr"]),
             dme=self._grade(prediction.dme_grade, prediction.dme_probs, DME_GRADE_NAMES, self.validated["dme"]),
             referable=self._referable(prediction),
-            lesions=self._findings(prediction, landmarks, prepared) if prediction.graded else [],
-            landmarks=None if landmarks is None else _landmark_result(landmarks.to_original(prepared.geometry)),
+            lesions=self._findings(prediction, landmarks, original) if prediction.graded else [],
+            landmarks=None if landmarks is None else _landmark_result(landmarks.to_original(original)),
             explanation=None if explanation is None else _explanation_result(explanation),
             overlays={},
             warnings=warnings,
@@ -246,7 +250,7 @@ class Screener:
             provenance=self._provenance(time.perf_counter() - started),
         )
         return ScreenedImage(
-            result=result, image=image, prepared=prepared, lesion_classes=classes,
+            result=result, image=loaded.image, prepared=prepared, lesion_classes=classes,
             lesion_probs=lesion_probs if prediction.graded else None,
             saliency=None if explanation is None or explanation.degenerate else explanation.map,
             landmarks=landmarks,
@@ -280,12 +284,13 @@ class Screener:
             validated_on_real_data=self.validated["referable"],
         )
 
-    def _findings(self, prediction: Prediction, landmarks: Landmarks | None, prepared: PreparedImage) -> list[Any]:
+    def _findings(self, prediction: Prediction, landmarks: Landmarks | None, original: CropGeometry) -> list[Any]:
+        """Region findings; areas in the original photograph's pixels (``original``: the crop there)."""
         if prediction.lesion_probs is None:
             return []
         return lesion_findings(
-            prediction.lesion_probs, prediction.lesion_classes, landmarks, prepared.fov_mask,
-            prepared.geometry.scale, self.validated, self.lesion_threshold,
+            prediction.lesion_probs, prediction.lesion_classes, landmarks, prediction.prepared.fov_mask,
+            original.scale, self.validated, self.lesion_threshold,
         )  # fmt: skip
 
     def _provenance(self, seconds: float) -> Provenance:

@@ -1,0 +1,223 @@
+"""How a screening input becomes a prepared photograph, in the calling process or in worker processes.
+
+``load_photograph`` is the one way: hash the content, read the photograph reduced to the size the
+analysis and the default display need (``drscreen.io.draft``: DCT-scaled JPEG decoding, area
+averaging for other formats and in-memory images), prepare it (field of view, crop, quality gate)
+on the reduced image, and map the crop geometry back to the original photograph. Quality
+thresholds and measurements in original pixels (``min_fov_diameter_px``, ``fov_diameter_px``)
+are converted by the reduction factor, so the gate judges the photograph, not its reduced copy.
+
+``PhotographLoader`` runs ``load_photograph`` over many inputs in a pool of worker processes with
+a bounded number in flight and yields the outcomes in input order, so that decoding and
+preprocessing overlap the network; with one input or ``workers=0`` it runs in the caller. Workers
+start from a fork server, so a script that screens with workers needs the usual
+``if __name__ == "__main__":`` guard of ``multiprocessing`` (the ``drscreen`` command has it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import chain, islice
+from multiprocessing import get_context
+
+import numpy as np
+
+from drscreen.io import InputError
+from drscreen.io.draft import MIN_LONG_SIDE, ReducedPhotograph, read_reduced, reduce_photograph, reduction_factor
+from drscreen.preprocess import CropGeometry, PreparedImage, PreprocessConfig, Preprocessor
+from drscreen.screening.inputs import ScreeningInput
+
+#: Default number of worker processes: ``min(DEFAULT_MAX_WORKERS, os.cpu_count())``.
+DEFAULT_MAX_WORKERS = 4
+#: Inputs in flight per worker (submitted, not yet consumed): bounds memory when the model is slower.
+PREFETCH_PER_WORKER = 4
+#: Linux prctl option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(eq=False)
+class PreparedPhotograph:
+    """One input read and prepared.
+
+    Attributes:
+        image: (h, w, 3) uint8 RGB, the photograph reduced by an integer factor: at least the
+            display size asked for (``display_size``), or full resolution.
+        prepared: the network input; its geometry maps the crop to ``image``.
+        original_geometry: the same crop in the original photograph's pixels.
+        original_size: (H, W) of the original photograph, px.
+        digest: SHA-256 of the file's bytes (or of the in-memory image).
+        seconds: time spent hashing, reading and preparing, s.
+    """
+
+    image: np.ndarray
+    prepared: PreparedImage
+    original_geometry: CropGeometry
+    original_size: tuple[int, int]
+    digest: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """An input that could not be read: a reason code (``InputErrorCode`` or ``"unreadable"``) and a message."""
+
+    code: str
+    message: str
+
+
+def default_workers() -> int:
+    """``min(DEFAULT_MAX_WORKERS, CPU count)``."""
+    return min(DEFAULT_MAX_WORKERS, os.cpu_count() or 1)
+
+
+def scaled_geometry(geometry: CropGeometry, ratio: int, original_size: tuple[int, int]) -> CropGeometry:
+    """``geometry`` of an image reduced by ``ratio`` expressed in the image ``ratio`` times larger
+    (of size ``original_size``, (H, W)): the box covers exactly the same pixels."""
+    return replace(geometry, original_size=original_size, x0=geometry.x0 * ratio, y0=geometry.y0 * ratio,
+                   side=geometry.side * ratio)  # fmt: skip
+
+
+def prepare_reduced(config: PreprocessConfig, photo: ReducedPhotograph) -> PreparedImage:
+    """``Preprocessor(config).prepare`` of the reduced image with the quality gate in original pixels.
+
+    Returns the prepared image in the reduced image's geometry; ``quality.measurements
+    ["fov_diameter_px"]`` is in original pixels and ``min_fov_diameter_px`` applies to it.
+    """
+    factor = photo.factor
+    thresholds = config.quality_thresholds
+    if factor > 1:
+        thresholds = replace(thresholds, min_fov_diameter_px=thresholds.min_fov_diameter_px / factor)
+    prepared = Preprocessor(replace(config, quality_thresholds=thresholds)).prepare(photo.image)
+    if prepared.quality is None or factor == 1:
+        return prepared
+    measurements = dict(prepared.quality.measurements)
+    measurements["fov_diameter_px"] = round(measurements["fov_diameter_px"] * factor, 1)
+    return replace(prepared, quality=replace(prepared.quality, measurements=measurements))
+
+
+def load_photograph(
+    item: ScreeningInput,
+    config: PreprocessConfig,
+    digest: Callable[[ScreeningInput], str],
+    display_size: int | None = MIN_LONG_SIDE,
+) -> PreparedPhotograph | LoadFailure:
+    """Hash, read (reduced) and prepare one input; never raises for a bad input.
+
+    ``display_size``: long side (px) the returned ``image`` must have at least (None: full
+    resolution). The analysis never depends on it: a larger display is a second, display-only read.
+    """
+    started = time.perf_counter()
+    try:
+        content = digest(item)
+        if item.path is not None:
+            photo = read_reduced(item.path)
+        else:
+            assert item.image is not None
+            photo = reduce_photograph(item.image)
+        prepared = prepare_reduced(config, photo)
+        image, ratio = _display(item, photo, display_size)
+    except InputError as error:
+        return LoadFailure(error.code, error.reason)
+    except (OSError, ValueError) as error:
+        return LoadFailure("unreadable", str(error))
+    display_prepared = replace(prepared, geometry=scaled_geometry(prepared.geometry, ratio, image.shape[:2]))
+    return PreparedPhotograph(
+        image=image,
+        prepared=display_prepared,
+        original_geometry=scaled_geometry(prepared.geometry, photo.factor, photo.original_size),
+        original_size=photo.original_size,
+        digest=content,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _display(item: ScreeningInput, photo: ReducedPhotograph, display_size: int | None) -> tuple[np.ndarray, int]:
+    """The display image (``photo.image`` when it is large enough) and the factor from ``photo``'s
+    pixels to the display image's."""
+    height, width = photo.original_size
+    if reduction_factor(width, height, display_size, min_short_side=1) >= photo.factor:
+        return photo.image, 1
+    if item.path is not None:
+        larger = read_reduced(item.path, min_long_side=display_size, min_short_side=1)
+    else:
+        assert item.image is not None
+        larger = reduce_photograph(item.image, min_long_side=display_size, min_short_side=1)
+    return larger.image, photo.factor // larger.factor
+
+
+def _init_worker() -> None:
+    """One thread per worker process (the processes are the parallelism); on Linux the worker is
+    killed with its parent, so that a killed run leaves no orphans."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class PhotographLoader:
+    """``load_photograph`` over many inputs, in input order, in ``workers`` processes.
+
+    Args:
+        config: the predictor's preprocessing.
+        digest: content hash of an input (a module-level function: it is sent to the workers).
+        workers: worker processes (0: load in the calling process).
+        display_size: see ``load_photograph``.
+        prefetch: inputs in flight at most (default ``PREFETCH_PER_WORKER * workers``).
+    """
+
+    def __init__(
+        self,
+        config: PreprocessConfig,
+        digest: Callable[[ScreeningInput], str],
+        *,
+        workers: int = 0,
+        display_size: int | None = MIN_LONG_SIDE,
+        prefetch: int | None = None,
+    ) -> None:
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        self.config = config
+        self.digest = digest
+        self.workers = workers
+        self.display_size = display_size
+        self.prefetch = max(1, prefetch if prefetch is not None else PREFETCH_PER_WORKER * workers)
+
+    def load(self, inputs: Iterable[ScreeningInput]) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
+        """(input, outcome) for every input, in order; workers start only when there are two inputs."""
+        stream = iter(inputs)
+        head = list(islice(stream, 2))
+        if self.workers == 0 or len(head) < 2:
+            for item in chain(head, stream):
+                yield item, load_photograph(item, self.config, self.digest, self.display_size)
+            return
+        yield from self._load_in_workers(chain(head, stream))
+
+    def _load_in_workers(self, stream: Iterator[ScreeningInput]) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
+        # Not "fork": this process's OpenCV and OpenMP thread pools hang in a forked copy. A fork
+        # server that imported this module once (and ran nothing) starts workers in milliseconds.
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker) as pool:
+            pending: deque[tuple[ScreeningInput, Future[PreparedPhotograph | LoadFailure]]] = deque()
+
+            def submit(count: int) -> None:
+                for item in islice(stream, count):
+                    pending.append((item, pool.submit(load_photograph, item, self.config, self.digest, self.display_size)))
+
+            submit(self.prefetch)
+            while pending:
+                item, future = pending.popleft()
+                outcome = future.result()
+                submit(1)
+                yield item, outcome
