@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +39,24 @@ def _single_intra_op_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+#: A skip whose reason contains this marker fails the run when ``CI=true``: the tests that need a
+#: real browser or a real PostgreSQL server skip on a machine without them, but must run in CI.
+CI_REQUIRED = "[required in CI]"
+
+
+def skip_is_failure_in_ci(report: pytest.TestReport) -> None:
+    """Turn ``report`` from skipped into failed when it is a CI-required skip and ``CI=true``."""
+    if report.skipped and os.environ.get("CI", "").lower() == "true" and CI_REQUIRED in str(report.longrepr):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where this test must run: {report.longrepr}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    skip_is_failure_in_ci(report)
+    return report

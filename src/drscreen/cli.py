@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "model": "drscreen.commands.model",
     "export": "drscreen.commands.export",
     "screen": "drscreen.commands.screen",
+    "serve": "drscreen.commands.serve",
 }
 
 
