@@ -2,7 +2,9 @@
 
 Light module (argparse only): the model and the pipeline are imported when the command runs.
 Exit status: 0 every input screened (ungradable photographs count as screened: they have a
-result), 1 usage error, 3 some inputs could not be read (listed in errors.csv).
+result), 1 usage error, 3 some inputs could not be read (listed in errors.csv). Under ``torchrun``
+each rank screens its shard of the inputs into the same folder and rank 0 merges the tables and
+the report (``drscreen.screening.distributed``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drscreen.report import RunSummary
+    from drscreen.screening.distributed import RankInfo
 
 #: Exit status for usage errors (bad arguments, unreadable manifest, unknown model file).
 EXIT_USAGE = 1
@@ -57,25 +64,57 @@ def _run_screen(args: argparse.Namespace) -> int:
     from drscreen.io import InputError
     from drscreen.report import screen
     from drscreen.screening import ManifestError
+    from drscreen.screening.distributed import rank_from_environment
 
     if args.batch_size < 1 or args.overlay_size < 0 or (args.workers is not None and args.workers < 0):
         print("drscreen screen: --batch-size must be >= 1, --overlay-size and --workers >= 0", file=sys.stderr)
         return EXIT_USAGE
+    rank = rank_from_environment()
+    options = {"labels": args.labels, "overlay_size": args.overlay_size or None, "workers": args.workers,
+               "command": shlex.join(["drscreen", *sys.argv[1:]])}  # fmt: skip
     try:
+        if rank is not None:
+            return _run_ranked(args, rank, options)
         summary = screen(
             args.inputs, args.out, model=args.model, operating_point=args.operating_point,
-            explain=not args.no_explain, labels=args.labels, device=args.device, amp=args.amp,
-            batch_size=args.batch_size, overlay_size=args.overlay_size or None, progress=not args.quiet,
-            workers=args.workers,
-            command=shlex.join(["drscreen", *sys.argv[1:]]),
+            explain=not args.no_explain, device=args.device, amp=args.amp, batch_size=args.batch_size,
+            progress=not args.quiet, **options,
         )  # fmt: skip
     except (ManifestError, FileNotFoundError, InputError, ValueError) as error:
         print(f"drscreen screen: {error}", file=sys.stderr)
         return EXIT_USAGE
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any]) -> int:
+    """One rank of ``torchrun ... drscreen screen``: screen this rank's shard into the shared
+    folder; after a barrier, rank 0 screens the whole list again, which reuses every stored result
+    and rebuilds results.csv, patients.csv, errors.csv and the report from all ranks' results."""
+    from drscreen.report import screen
+    from drscreen.screening import Screener, collect_inputs
+    from drscreen.screening.distributed import barrier, process_group, rank_device, shard
+
+    records = list(collect_inputs(args.inputs))
+    with process_group():
+        screener = Screener(args.model, operating_point=args.operating_point, explain=not args.no_explain,
+                            device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size)  # fmt: skip
+        barrier()  # ranks start together: each one's clean-up of unfinished writes precedes every first write
+        lead = rank.rank == 0
+        screen(shard(records, rank.rank, rank.world_size), args.out, screener=screener,
+               progress=lead and not args.quiet, **{**options, "labels": None})  # fmt: skip
+        barrier()  # every shard is written
+        if not lead:
+            return 0
+        summary = screen(records, args.out, screener=screener, progress=False, **options)
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def _print_summary(summary: RunSummary) -> None:
     print(
         f"screened {summary.n_screened} of {summary.n_inputs} inputs ({summary.n_ungradable} ungradable, "
         f"{summary.n_unreadable} unreadable, {summary.n_referable} referable; {summary.n_reused} reused "
         f"from an earlier run)"
     )
     print(f"report: {summary.report}")
-    return summary.exit_code
