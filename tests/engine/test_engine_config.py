@@ -79,11 +79,11 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
 
 
 # configs/papers/ and configs/results/ hold experiment files, not engine configs (tests/test_experiments.py).
-# configs/default_model_info.yaml is the default model's packed metadata (drscreen model pack --info).
+# configs/*_model_info.yaml are packed models' metadata (drscreen model pack --info).
 ENGINE_CONFIGS = sorted(
     p
     for p in (REPO / "configs").rglob("*.yaml")
-    if not {"papers", "results"} & set(p.relative_to(REPO).parts) and p.name != "default_model_info.yaml"
+    if not {"papers", "results"} & set(p.relative_to(REPO).parts) and not p.name.endswith("_model_info.yaml")
 )
 
 

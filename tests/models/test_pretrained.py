@@ -50,6 +50,20 @@ def test_pack_then_load_gives_the_same_predictions_in_half_the_bytes(tmp_path: P
     assert out.stat().st_size < 0.6 * (tmp_path / "fp32.pt").stat().st_size
 
 
+def test_a_packed_temperature_divides_the_dr_logits_of_the_loaded_network(tmp_path: Path) -> None:
+    checkpoint = engine_checkpoint()
+    plain = load_pretrained(pack_checkpoint(checkpoint, tmp_path / "plain.pt"))
+    scaled = load_pretrained(pack_checkpoint(checkpoint, tmp_path / "scaled.pt", temperature=2.0))
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        reference, calibrated = plain.model(images), scaled.model(images)
+    assert plain.temperature == 1.0 and scaled.temperature == 2.0
+    assert torch.allclose(calibrated.dr_logits, reference.dr_logits / 2.0, atol=1e-5)
+    assert torch.equal(calibrated.dme_logits, reference.dme_logits)
+    with pytest.raises(ValueError, match="temperature"):
+        pack_checkpoint(checkpoint, tmp_path / "bad.pt", temperature=0.0)
+
+
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an engine checkpoint"):
         pack_checkpoint({"model": {}}, tmp_path / "x.pt")

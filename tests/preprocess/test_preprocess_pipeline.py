@@ -67,7 +67,7 @@ def test_prepare_contract(photo, enhancement: str) -> None:
     torch.testing.assert_close(prepared.tensor, expected)
     assert prepared.fov.found and prepared.fov_mask.shape == (128, 128)
     assert prepared.quality is not None and prepared.usable
-    background = 128 if enhancement == "ben_graham" else 0
+    background = 128 if enhancement.startswith("ben_graham") else 0
     assert (prepared.display[~prepared.fov_mask] == background).all()
     # the FOV mask in the crop maps back onto the detected FOV
     back = prepared.geometry.to_original(prepared.fov_mask)

@@ -29,6 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )  # fmt: skip
     pack.add_argument("--info", metavar="YAML_FILE", help="metadata file merged into the packed info")
     pack.add_argument(
+        "--temperature", type=float, default=1.0,
+        help="DR-logit calibration temperature fitted on validation data (default 1: none)",
+    )  # fmt: skip
+    pack.add_argument(
         "--metrics", action="append", default=[], metavar="NAME=METRICS_JSON",
         help="an evaluation's metrics.json (drscreen evaluate) stored as info.metrics.NAME (repeatable)",
     )  # fmt: skip
@@ -68,7 +72,10 @@ def _run_pack(args: argparse.Namespace) -> int:
             raise SystemExit(f"drscreen model pack: --metrics wants NAME=PATH, got {item!r}")
         metrics[name] = metrics_record(json.loads(Path(path).read_text(encoding="utf-8")))
     photograph = yaml.safe_load(args.photograph_preprocess) or {}
-    out = pack_checkpoint(read_checkpoint(args.checkpoint), args.out, photograph_preprocess=photograph, info=info)
+    out = pack_checkpoint(
+        read_checkpoint(args.checkpoint), args.out,
+        photograph_preprocess=photograph, info=info, temperature=args.temperature,
+    )  # fmt: skip
     print(f"packed {args.checkpoint} -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
@@ -88,6 +95,7 @@ def _run_info(args: argparse.Namespace) -> int:
         settings.pop("quality_thresholds")
         summary[name] = settings
     summary["dr_decoding"] = packed.dr_decoding
+    summary["temperature"] = packed.temperature
     summary["info"] = packed.info
     print(yaml.safe_dump(summary, sort_keys=False, allow_unicode=True), end="")
     return 0

@@ -82,7 +82,8 @@ class DataConfig:
     images of each DR grade as the rarest grade has (a ``split_seed`` choice; images without a
     grade are all kept), before the validation hold-out. ``preprocess``: the ``Preprocessor``
     settings (``drscreen.preprocess``), training size included. ``augmentation``: training
-    augmentation.
+    augmentation. ``balance_sources``: every training epoch draws as many images from each source
+    (``Sample.dataset``), and validation adds per-source metrics (``drscreen.engine.sources``).
     """
 
     train: list[DatasetSpec]
@@ -92,6 +93,7 @@ class DataConfig:
     split_seed: int = 0
     folds: FoldConfig = field(default_factory=FoldConfig)
     balance_grades: bool = False
+    balance_sources: bool = False
     preprocess: dict[str, Any] = field(default_factory=dict)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -107,7 +109,7 @@ class ModelConfig:
     ``freeze``: names of sub-modules (``encoder``, ``feature_head``, ``dr_head``) whose weights
     stay fixed: no gradient, left out of the optimiser, and in evaluation mode during training
     so that their BatchNorm statistics do not move either. ``dr_decoding``: how the predicted
-    DR grade is read from the grade probabilities (``drscreen.metrics.decode_grades``: ``argmax``
+    DR grade is read from the grade probabilities (``drscreen.grading.decode_grades``: ``argmax``
     or ``expected``), in validation, evaluation and the packed model.
     """
 

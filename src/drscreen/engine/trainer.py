@@ -51,6 +51,7 @@ from drscreen.engine.inference import Predictions, compute_metrics, predict
 from drscreen.engine.optim import build_optimizer, build_scheduler
 from drscreen.engine.recorder import RunRecorder
 from drscreen.engine.samplers import AlternatingBatchSampler
+from drscreen.engine.sources import SourceBalancedSampler, per_source_metrics
 from drscreen.inference import Predictor, amp_dtype_for, autocast_context
 from drscreen.losses import create_loss
 from drscreen.models import DRModel, create_model, load_checkpoint
@@ -175,7 +176,7 @@ class Trainer:
 
     def _train_loader(
         self, dataset: FundusDataset, batch_size: int, alternate: bool
-    ) -> tuple[DataLoader[Any], DistributedSampler[Any] | AlternatingBatchSampler]:
+    ) -> tuple[DataLoader[Any], DistributedSampler[Any] | SourceBalancedSampler | AlternatingBatchSampler]:
         ctx, train = self.context, self.config.train
         common: dict[str, Any] = {
             "num_workers": train.workers, "collate_fn": collate_examples, "worker_init_fn": worker_init,
@@ -189,9 +190,15 @@ class Trainer:
                 seed=train.seed, rank=ctx.rank, world_size=ctx.world_size, drop_last=train.drop_last,
             )  # fmt: skip
             return DataLoader(dataset, batch_sampler=sampler, **common), sampler
-        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=train.seed)
+        if self.config.data.balance_sources:
+            sampler = SourceBalancedSampler(dataset.samples, seed=train.seed, rank=ctx.rank, world_size=ctx.world_size)
+        else:
+            sampler = DistributedSampler(
+                dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=train.seed
+            )
         drop_last = train.drop_last and len(sampler) >= batch_size
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common), sampler
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+        return loader, sampler
 
     def _progress(self, iterable: Iterable[Any], description: str, total: int | None = None) -> Iterable[Any]:
         enabled = self.config.train.progress and self.context.is_main and sys.stderr.isatty()
@@ -230,13 +237,17 @@ class Trainer:
         )
 
     def validate(self, dataset: FundusDataset) -> dict[str, float]:
-        """Flat validation metrics (``compute_metrics``), identical on every rank."""
+        """Flat validation metrics (``compute_metrics``; per source too with ``data.balance_sources``),
+        identical on every rank."""
         predictions = self.predict(dataset, description="validate")
         flat: dict[str, float] = {}
         if self.context.is_main:
-            flat, _ = compute_metrics(
-                predictions, dataset.samples, self.model.lesion_classes, dr_decoding=self.config.model.dr_decoding
-            )
+            decoding = self.config.model.dr_decoding
+            flat, _ = compute_metrics(predictions, dataset.samples, self.model.lesion_classes, dr_decoding=decoding)
+            if self.config.data.balance_sources:
+                flat.update(
+                    per_source_metrics(predictions, dataset.samples, self.model.lesion_classes, dr_decoding=decoding)
+                )
         return broadcast_object(flat, self.context)
 
     # -------------------------------------------------------------------------------- stages

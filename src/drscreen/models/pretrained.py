@@ -17,19 +17,25 @@ A packed file is a ``torch.save`` dict of plain types and tensors (loadable with
   input (may equal ``preprocess``);
 * ``dr_decoding``: how the predicted DR grade is read from the grade probabilities
   (``drscreen.grading.decode_grades``), as the model was validated;
+* ``temperature``: the calibration temperature ``T`` fitted on validation data (absent in older
+  files: 1). ``load_pretrained`` makes the loaded network return ``dr_logits / T``, so every
+  probability computed from it (``drscreen.inference``) is the calibrated one;
 * ``info``: free metadata (training data and command, validation metrics, which outputs were
   validated on real data).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from drscreen.models.base import DRModel
+from drscreen.models.output import ModelOutput
 from drscreen.models.registry import create_model
 from drscreen.preprocess import PreprocessConfig
 
@@ -45,7 +51,8 @@ class PretrainedModel:
 
     ``model``: fp32, eval mode, on the requested device. ``preprocess``: input preparation as in
     training; ``photograph_preprocess``: for camera photographs. ``dr_decoding``: the DR grade
-    rule (``drscreen.grading.decode_grades``). ``info``: the file's metadata.
+    rule (``drscreen.grading.decode_grades``). ``info``: the file's metadata. ``temperature``:
+    the calibration temperature its DR logits are divided by (already applied by ``model``).
     """
 
     model: DRModel
@@ -53,6 +60,23 @@ class PretrainedModel:
     photograph_preprocess: PreprocessConfig
     dr_decoding: str = "argmax"
     info: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
+
+
+def apply_dr_temperature(model: nn.Module, temperature: float) -> None:
+    """Make ``model`` return its DR logits divided by ``temperature`` (a forward hook; in place).
+    Temperature 1 leaves the model untouched."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if temperature == 1.0:
+        return
+
+    def scale(_module: nn.Module, _inputs: Any, output: ModelOutput) -> ModelOutput:
+        if output.dr_logits is None:
+            return output
+        return dataclasses.replace(output, dr_logits=output.dr_logits / temperature)
+
+    model.register_forward_hook(scale)
 
 
 def pack_checkpoint(
@@ -61,13 +85,17 @@ def pack_checkpoint(
     *,
     photograph_preprocess: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
+    temperature: float = 1.0,
 ) -> Path:
     """Write the engine checkpoint ``checkpoint`` (a ``best.pt`` / ``last.pt`` dict holding
     ``model`` and the resolved ``config``) as a packed file at ``out``; returns ``out``.
 
     ``photograph_preprocess``: settings overriding the training preprocessing for photographs
     (e.g. ``{"crop_to_fov": True, "enhancement": "ben_graham"}``); ``None`` keeps it.
+    ``temperature``: the DR-logit calibration temperature (``drscreen.metrics.calibration``).
     """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     try:
         config, state = checkpoint["config"], checkpoint["model"]
     except KeyError as missing:
@@ -85,6 +113,7 @@ def pack_checkpoint(
         "preprocess": preprocess.to_dict(),
         "photograph_preprocess": photograph.to_dict(),
         "dr_decoding": model_config.get("dr_decoding", "argmax"),
+        "temperature": float(temperature),
         "info": info or {},
     }
     out = Path(out)
@@ -107,6 +136,8 @@ def load_pretrained(path: str | Path | None = None, *, device: str | torch.devic
     spec = payload["model"]
     model = create_model(spec["name"], **spec["kwargs"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    temperature = float(payload.get("temperature", 1.0))
+    apply_dr_temperature(model, temperature)
     model.to(device).eval()
     return PretrainedModel(
         model=model,
@@ -114,4 +145,5 @@ def load_pretrained(path: str | Path | None = None, *, device: str | torch.devic
         photograph_preprocess=PreprocessConfig.from_dict(payload["photograph_preprocess"]),
         dr_decoding=payload.get("dr_decoding", "argmax"),
         info=payload["info"],
+        temperature=temperature,
     )

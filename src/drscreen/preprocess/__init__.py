@@ -4,7 +4,7 @@ Everything that turns a photo into a network input lives here, and :class:`Prepr
 one path that training, evaluation, the CLI and the server all use.
 """
 
-from drscreen.preprocess.enhance import ben_graham, clahe
+from drscreen.preprocess.enhance import ben_graham, ben_graham_normalised, clahe
 from drscreen.preprocess.fov import ClippedSides, Ellipse, FieldOfView, detect_fov, whole_image_fov
 from drscreen.preprocess.geometry import CropGeometry, Interpolation
 from drscreen.preprocess.normalization import HALF, IMAGENET, NORMALIZATIONS, Normalization
@@ -38,6 +38,7 @@ __all__ = [
     "QualityThresholds",
     "assess_quality",
     "ben_graham",
+    "ben_graham_normalised",
     "clahe",
     "detect_fov",
     "measure_quality",

@@ -21,6 +21,7 @@ from drscreen.preprocess.enhance import (
     BEN_GRAHAM_SIGMA_FRACTION,
     CLAHE_CLIP_LIMIT,
     ben_graham,
+    ben_graham_normalised,
     clahe,
 )
 from drscreen.preprocess.fov import FieldOfView, detect_fov
@@ -29,8 +30,8 @@ from drscreen.preprocess.normalization import IMAGENET, NORMALIZATIONS, Normaliz
 from drscreen.preprocess.quality import QualityReport, QualityThresholds, assess_quality
 from drscreen.preprocess.resample import crop_resized
 
-Enhancement = Literal["none", "clahe", "ben_graham"]
-ENHANCEMENTS: tuple[str, ...] = ("none", "clahe", "ben_graham")
+Enhancement = Literal["none", "clahe", "ben_graham", "ben_graham_normalised"]
+ENHANCEMENTS: tuple[str, ...] = ("none", "clahe", "ben_graham", "ben_graham_normalised")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class PreprocessConfig:
 
     Attributes:
         size: side ``S`` of the square network input, px.
-        enhancement: ``"none"``, ``"clahe"`` (U²-Net paper) or ``"ben_graham"`` (fine-grained paper).
+        enhancement: ``"none"``, ``"clahe"`` (U²-Net paper), ``"ben_graham"`` (fine-grained paper)
+            or ``"ben_graham_normalised"`` (Ben Graham with a fixed per-channel contrast: the
+            photograph path of drscreen's default model, docs/preprocessing.md).
         normalization: per-channel mean/std of the backbone (``model.normalization``).
         crop_to_fov: crop the square around the detected FOV; otherwise (or when no FOV is
             found) the whole image is zero-padded to a square.
@@ -212,4 +215,7 @@ class Preprocessor:
         if cfg.enhancement == "ben_graham":
             mask = fov_mask if cfg.mask_outside_fov else None
             return ben_graham(crop, mask, radius=radius, sigma_fraction=cfg.ben_graham_sigma_fraction)
+        if cfg.enhancement == "ben_graham_normalised":
+            mask = fov_mask if cfg.mask_outside_fov else None
+            return ben_graham_normalised(crop, mask, radius=radius, sigma_fraction=cfg.ben_graham_sigma_fraction)
         return crop
