@@ -48,6 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--overlay-size", type=int, default=1024,
                         help="long side (px) of previews and overlay layers; 0 = full resolution (default 1024)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+    parser.add_argument(
+        "--runtime", choices=("torch", "onnx"), default="torch",
+        help="run the network with PyTorch (default) or ONNX Runtime; --model may then be an .onnx file from "
+        "drscreen export (explanations need the PyTorch weights: a packed file)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8, help="photographs per forward pass (default 8)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes that decode and prepare photographs while the model runs; 0 = none "
@@ -78,7 +83,7 @@ def _run_screen(args: argparse.Namespace) -> int:
         summary = screen(
             args.inputs, args.out, model=args.model, operating_point=args.operating_point,
             explain=not args.no_explain, device=args.device, amp=args.amp, batch_size=args.batch_size,
-            progress=not args.quiet, **options,
+            runtime=args.runtime, progress=not args.quiet, **options,
         )  # fmt: skip
     except (ManifestError, FileNotFoundError, InputError, ValueError) as error:
         print(f"drscreen screen: {error}", file=sys.stderr)
@@ -98,7 +103,8 @@ def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any
     records = list(collect_inputs(args.inputs))
     with process_group():
         screener = Screener(args.model, operating_point=args.operating_point, explain=not args.no_explain,
-                            device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size)  # fmt: skip
+                            device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size,
+                            runtime=args.runtime)  # fmt: skip
         barrier()  # ranks start together: each one's clean-up of unfinished writes precedes every first write
         lead = rank.rank == 0
         screen(shard(records, rank.rank, rank.world_size), args.out, screener=screener,

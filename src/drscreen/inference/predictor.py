@@ -12,7 +12,7 @@ benchmarks all call it, so none of them computes a probability of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -143,9 +143,10 @@ class Predictor:
         backend: runs the network (``TorchBackend`` or another ``InferenceBackend``).
         preprocess: how an image becomes the network's input (``PreprocessConfig``).
         settings: decoding, operating point, TTA, batch size (``PredictorSettings``).
-        packed: the packed model this predictor was loaded from, if any (its ``info`` is the
-            model card data: name, version, which outputs were validated on real data).
+        packed: the packed PyTorch model this predictor was loaded from, if any.
         weights_path: the file the weights came from, if any (hashed for provenance by callers).
+        info: the model card data (name, version, which outputs were validated on real data,
+            operating point); default: ``packed.info``, else empty.
     """
 
     def __init__(
@@ -156,12 +157,14 @@ class Predictor:
         *,
         packed: PretrainedModel | None = None,
         weights_path: Path | None = None,
+        info: Mapping[str, Any] | None = None,
     ) -> None:
         self.backend = backend
         self.preprocessor = Preprocessor(preprocess)
         self.settings = settings or PredictorSettings()
         self.packed = packed
         self.weights_path = weights_path
+        self.info: dict[str, Any] = dict(info if info is not None else (packed.info if packed is not None else {}))
 
     # ---------------------------------------------------------------------------- building
     @classmethod
@@ -210,8 +213,8 @@ class Predictor:
         if quality_gate is not None:
             preprocess = replace(preprocess, quality_gate=quality_gate)
         settings.setdefault("dr_decoding", packed.dr_decoding)
-        settings.setdefault("referable_from", packed_referable_sources(packed))
-        settings["operating_point"] = packed_operating_point(packed, operating_point)
+        settings.setdefault("referable_from", packed_referable_sources(packed.info))
+        settings["operating_point"] = packed_operating_point(packed.info, operating_point)
         backend = TorchBackend(packed.model, device=device, amp=amp, channels_last=channels_last)
         weights = Path(path) if path is not None else None
         return cls(backend, preprocess, PredictorSettings(**settings), packed=packed, weights_path=weights)
@@ -246,9 +249,9 @@ class Predictor:
         if quality_gate is not None:
             preprocess = replace(preprocess, quality_gate=quality_gate)
         settings.setdefault("dr_decoding", exported.dr_decoding)
-        settings.setdefault("referable_from", packed_referable_sources(exported))  # type: ignore[arg-type]
-        settings["operating_point"] = packed_operating_point(exported, operating_point)  # type: ignore[arg-type]
-        return cls(backend, preprocess, PredictorSettings(**settings), weights_path=Path(path))
+        settings.setdefault("referable_from", packed_referable_sources(exported.info))
+        settings["operating_point"] = packed_operating_point(exported.info, operating_point)
+        return cls(backend, preprocess, PredictorSettings(**settings), weights_path=Path(path), info=exported.info)
 
     # ---------------------------------------------------------------------------- batches
     @property
@@ -362,22 +365,22 @@ def _item(values: np.ndarray | None, row: int) -> int | None:
     return None if values is None else int(values[row])
 
 
-def packed_referable_sources(packed: PretrainedModel) -> tuple[str, ...]:
-    """The grades a packed model's referable score should combine: DME only when its DME head
-    was validated on real data (``info.validated_on_real_data.dme_grade``)."""
-    validated = packed.info.get("validated_on_real_data", {})
+def packed_referable_sources(info: Mapping[str, Any]) -> tuple[str, ...]:
+    """The grades a model's referable score should combine, from its card data ``info``: DME only
+    when its DME head was validated on real data (``validated_on_real_data.dme_grade``)."""
+    validated = info.get("validated_on_real_data", {})
     return ("dr", "dme") if validated.get("dme_grade", False) else ("dr",)
 
 
-def packed_operating_point(packed: PretrainedModel, setting: str | OperatingPoint | None) -> OperatingPoint:
-    """The operating point for a packed model: ``setting`` (parsed against the packed validation
-    curve ``info.referable_curve``), else the packed ``info.operating_point``, else the default."""
-    curve = packed.info.get("referable_curve")
+def packed_operating_point(info: Mapping[str, Any], setting: str | OperatingPoint | None) -> OperatingPoint:
+    """The operating point for a model with card data ``info``: ``setting`` (parsed against the
+    validation curve ``info["referable_curve"]``), else ``info["operating_point"]``, else the default."""
+    curve = info.get("referable_curve")
     if isinstance(setting, OperatingPoint):
         return setting
     if setting is not None:
         return OperatingPoint.parse(str(setting), curve)
-    stored = packed.info.get("operating_point")
+    stored = info.get("operating_point")
     if stored:
         return OperatingPoint(**stored)
     return OperatingPoint()

@@ -229,6 +229,7 @@ def screen(
     progress: bool = True,
     screener: Screener | None = None,
     workers: int | None = None,
+    runtime: str = "torch",
     command: str | None = None,
 ) -> RunSummary:
     """Screen ``inputs`` (files, folders, CSV manifests, DICOM, arrays, PIL images; see
@@ -237,6 +238,7 @@ def screen(
     ``labels``: a CSV of reference grades (``id``, ``dr_grade``, optional ``dme_grade``) for the
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
     ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
+    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``).
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.
     """
     started = time.time()
@@ -244,7 +246,8 @@ def screen(
     records = list(collect_inputs(items))
     folder = ScreeningFolder(out_dir, overlay_size)
     screener = screener or Screener(
-        model, operating_point=operating_point, explain=explain, device=device, amp=amp, batch_size=batch_size
+        model, operating_point=operating_point, explain=explain, device=device, amp=amp, batch_size=batch_size,
+        runtime=runtime,
     )
     summary = RunSummary(out_dir=folder.root, n_inputs=len(records))
     todo, reused = _split_done(records, folder, screener)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
 from drscreen.inference import Prediction, Predictor
 from drscreen.io.draft import MIN_LONG_SIDE
-from drscreen.models.pretrained import DEFAULT_MODEL_FILE
+from drscreen.models.pretrained import DEFAULT_MODEL_FILE, load_pretrained
 from drscreen.preprocess import CropGeometry, PreparedImage
 from drscreen.screening.batch import LoadFailure, PhotographLoader, PreparedPhotograph, default_workers
 from drscreen.screening.findings import LESION_THRESHOLD, lesion_findings
@@ -43,6 +44,8 @@ from drscreen.screening.schema import (
     ReferableResult,
 )
 
+#: Runtimes a Screener can run the network on.
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 #: Laterality read from the image counts (for a warning or as the eye) from this confidence on.
 LATERALITY_CONFIDENCE = 0.5
 
@@ -102,9 +105,12 @@ class Screener:
         model: packed model file (default: the shipped model).
         operating_point: a referable threshold or ``"sensitivity=0.9"`` (the packed validation
             curve); None: the packed operating point.
-        explain: compute the default explanation (``drscreen.explain.explain_default``).
+        explain: compute the default explanation (``drscreen.explain.explain_default``); it
+            needs the PyTorch weights (a packed file), so an ONNX file alone is screened without.
         lesion_threshold: probability from which a lesion-map pixel is lesion.
         device, amp, batch_size: where and how the network runs.
+        runtime: ``"torch"`` or ``"onnx"`` (ONNX Runtime: ``model`` may be an ``.onnx`` file from
+            ``drscreen export``; a packed file is exported to a temporary ONNX file first).
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
     """
 
@@ -118,19 +124,28 @@ class Screener:
         device: str = "cpu",
         amp: str = "fp32",
         batch_size: int = 8,
+        runtime: str = "torch",
         predictor: Predictor | None = None,
     ) -> None:
-        if predictor is None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        explainer = None
+        if predictor is None and runtime == "onnx":
+            predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain)
+        elif predictor is None:
             predictor = Predictor.from_packed(
                 model, quality_gate=True, operating_point=operating_point, device=device, amp=amp, batch_size=batch_size
             )
         elif not predictor.preprocessor.config.quality_gate:
             predictor = Predictor(predictor.backend, replace(predictor.preprocessor.config, quality_gate=True),
-                                  predictor.settings, packed=predictor.packed, weights_path=predictor.weights_path)  # fmt: skip
+                                  predictor.settings, packed=predictor.packed, weights_path=predictor.weights_path,
+                                  info=predictor.info)  # fmt: skip
         self.predictor = predictor
-        self.explain = explain
+        #: The PyTorch network the explanations are computed on (None: no explanations).
+        self.explainer = explainer or (predictor.packed.model if predictor.packed is not None else None)
+        self.explain = explain and self.explainer is not None
         self.lesion_threshold = lesion_threshold
-        info = predictor.packed.info if predictor.packed is not None else {}
+        info = predictor.info
         validated = info.get("validated_on_real_data", {})
         self.validated: dict[str, bool] = {
             "dr": bool(validated.get("dr_grade", False)),
@@ -140,13 +155,16 @@ class Screener:
             "optic_disc": bool(validated.get("optic_disc", False)),
             "explanation": False,
         }
-        weights = predictor.weights_path or (DEFAULT_MODEL_FILE if predictor.packed is not None else None)
+        weights = Path(model) if runtime == "onnx" and model is not None else predictor.weights_path
+        if weights is None and (predictor.packed is not None or runtime == "onnx"):
+            weights = DEFAULT_MODEL_FILE
         self.weights_sha256 = file_sha256(weights) if weights is not None and weights.is_file() else "unknown"
         self.model_name = str(info.get("name", "unnamed model"))
         self.model_version = None if info.get("version") is None else str(info["version"])
         self.settings: dict[str, Any] = {
             **predictor.settings.to_dict(),
-            "explain": explain,
+            "runtime": type(predictor.backend).__name__,
+            "explain": self.explain,
             "lesion_threshold": lesion_threshold,
             "quality_gate": True,
         }
@@ -211,8 +229,8 @@ class Screener:
         if prediction.graded:
             disc = lesion_probs[classes.index("OD")] if lesion_probs is not None and "OD" in classes else None
             landmarks = locate_landmarks(prepared.display, prepared.fov_mask, disc)
-            if self.explain and self.predictor.packed is not None:
-                explanation = explain_default(self.predictor.packed.model, prepared.tensor)
+            if self.explain and self.explainer is not None:
+                explanation = explain_default(self.explainer, prepared.tensor)
                 if explanation.degenerate:
                     warnings.append("no explanation method gave a usable map: " + "; ".join(explanation.skipped))
         laterality, source = item.laterality, item.laterality_source
@@ -306,6 +324,24 @@ class Screener:
             seconds=round(seconds, 4),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+
+
+def _onnx_predictor(
+    model: str | Path | None, operating_point: str | None, device: str, batch_size: int, explain: bool
+) -> tuple[Predictor, Any]:
+    """An ONNX Runtime predictor for ``model`` (an ``.onnx`` file, or a packed file exported to a
+    temporary one) and the PyTorch network for explanations (None for a bare ``.onnx`` file)."""
+    options = {"quality_gate": True, "operating_point": operating_point, "device": device, "batch_size": batch_size}
+    if model is not None and Path(model).suffix.lower() == ".onnx":
+        return Predictor.from_onnx(model, **options), None
+    from drscreen.export import export_model
+
+    packed = load_pretrained(model)
+    with tempfile.TemporaryDirectory(prefix="drscreen-onnx-") as folder:  # the session keeps the model in memory
+        onnx_file = Path(folder) / "model.onnx"
+        export_model(packed, onnx_file, "onnx")
+        predictor = Predictor.from_onnx(onnx_file, **options)
+    return predictor, packed.model if explain else None
 
 
 def _landmark_result(landmarks: Landmarks) -> LandmarkResult:
