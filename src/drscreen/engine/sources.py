@@ -74,13 +74,13 @@ class SourceBalancedSampler(Sampler[int]):
 
 def subset_predictions(predictions: Predictions, indices: Sequence[int]) -> Predictions:
     """The part of ``predictions`` for the dataset indices ``indices`` (those it holds)."""
-    wanted = np.isin(predictions.indices, np.asarray(indices))
-    rows = np.flatnonzero(wanted)
+    rows = np.flatnonzero(np.isin(predictions.indices, np.asarray(indices)))
+    kept = set(predictions.indices[rows].tolist())
     return Predictions(
         indices=predictions.indices[rows],
         dr_probs=None if predictions.dr_probs is None else predictions.dr_probs[rows],
         dme_probs=None if predictions.dme_probs is None else predictions.dme_probs[rows],
-        lesions={i: v for i, v in predictions.lesions.items() if i in set(predictions.indices[rows].tolist())},
+        lesions={i: v for i, v in predictions.lesions.items() if i in kept},
         loss=predictions.loss,
     )
 
