@@ -77,4 +77,6 @@ def test_the_rank_comes_from_torchrun_s_environment() -> None:
     assert rank_from_environment({}) is None and rank_from_environment({"WORLD_SIZE": "1", "RANK": "0"}) is None
     rank = rank_from_environment({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
     assert rank is not None and (rank.rank, rank.world_size, rank.local_rank) == (3, 4, 1)
-    assert rank_device("cuda", 1) == "cuda:1" and rank_device("cpu", 1) == "cpu" and rank_device("cuda:0", 1) == "cuda:0"
+    assert (
+        rank_device("cuda", 1) == "cuda:1" and rank_device("cpu", 1) == "cpu" and rank_device("cuda:0", 1) == "cuda:0"
+    )

@@ -39,7 +39,9 @@ def photographs(tmp_path_factory: pytest.TempPathFactory) -> list[ScreeningInput
     root = tmp_path_factory.mktemp("photographs")
     items = []
     for seed in range(3):
-        image = cv2.resize(generate_fundus(seed=seed, size=1024).image, (PHOTO_SIZE, PHOTO_SIZE), interpolation=cv2.INTER_CUBIC)
+        image = cv2.resize(
+            generate_fundus(seed=seed, size=1024).image, (PHOTO_SIZE, PHOTO_SIZE), interpolation=cv2.INTER_CUBIC
+        )
         for suffix in (".jpg", ".png"):
             items.append(ScreeningInput(id=f"s{seed}{suffix[1:]}", path=_write(root / f"s{seed}{suffix}", image)))
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
@@ -62,7 +64,9 @@ def comparable(result: Any) -> dict[str, Any]:
 def test_the_batch_path_gives_the_one_image_results(screener: Screener, photographs: list[ScreeningInput]) -> None:
     batched = list(screener.screen(photographs, workers=2))
     single = [screener.screen_one(item) for item in photographs]
-    assert [o.input.id if isinstance(o, ScreeningFailure) else o.result.id for o in batched] == [i.id for i in photographs]
+    assert [o.input.id if isinstance(o, ScreeningFailure) else o.result.id for o in batched] == [
+        i.id for i in photographs
+    ]
     assert isinstance(batched[3], ScreeningFailure) and batched[3].code == "corrupt"
     graded = 0
     for many, one in zip(batched, single):
@@ -104,7 +108,9 @@ def test_a_photograph_is_analysed_at_half_size_and_reported_at_full_size(screene
 
 
 def test_full_resolution_display_changes_the_image_not_the_result(screener: Screener, tmp_path: Path) -> None:
-    image = cv2.resize(generate_fundus(seed=3, size=1024).image, (PHOTO_SIZE, PHOTO_SIZE), interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(
+        generate_fundus(seed=3, size=1024).image, (PHOTO_SIZE, PHOTO_SIZE), interpolation=cv2.INTER_CUBIC
+    )
     item = ScreeningInput(id="p", path=_write(tmp_path / "p.jpg", image))
     default = load_photograph(item, screener.predictor.preprocessor.config, content_sha256)
     full = load_photograph(item, screener.predictor.preprocessor.config, content_sha256, display_size=None)
@@ -118,7 +124,15 @@ def test_full_resolution_display_changes_the_image_not_the_result(screener: Scre
 
 @pytest.mark.parametrize(
     ("width", "height", "factor"),
-    [(4928, 3264, 4), (4752, 3168, 4), (3888, 2592, 2), (2592, 1944, 2), (1411, 1411, 1), (8192, 4096, 8), (640, 480, 1)],
+    [
+        (4928, 3264, 4),
+        (4752, 3168, 4),
+        (3888, 2592, 2),
+        (2592, 1944, 2),
+        (1411, 1411, 1),
+        (8192, 4096, 8),
+        (640, 480, 1),
+    ],
 )
 def test_the_reduction_keeps_1024_px_long_and_512_px_short(width: int, height: int, factor: int) -> None:
     assert reduction_factor(width, height) == factor

@@ -27,7 +27,6 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from drscreen.io._pillow import _pixels_from_pillow
-from drscreen.io.errors import InputError
 from drscreen.io.limits import DEFAULT_LIMITS, ReadLimits, check_dimensions
 from drscreen.io.pixels import to_rgb_uint8
 from drscreen.io.readers import _DICOM_EXTENSIONS, read_image
@@ -98,7 +97,9 @@ def read_reduced(
     ``InputError`` codes) and is then area-averaged.
     """
     path = Path(path)
-    decoded = None if path.suffix.lower() in _DICOM_EXTENSIONS else _draft_jpeg(path, min_long_side, min_short_side, limits)
+    decoded = (
+        None if path.suffix.lower() in _DICOM_EXTENSIONS else _draft_jpeg(path, min_long_side, min_short_side, limits)
+    )
     if decoded is not None:
         return decoded
     return reduce_photograph(read_image(path, limits=limits), min_long_side, min_short_side)

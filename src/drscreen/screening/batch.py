@@ -193,7 +193,9 @@ class PhotographLoader:
         self.display_size = display_size
         self.prefetch = max(1, prefetch if prefetch is not None else PREFETCH_PER_WORKER * workers)
 
-    def load(self, inputs: Iterable[ScreeningInput]) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
+    def load(
+        self, inputs: Iterable[ScreeningInput]
+    ) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
         """(input, outcome) for every input, in order; workers start only when there are two inputs."""
         stream = iter(inputs)
         head = list(islice(stream, 2))
@@ -203,7 +205,9 @@ class PhotographLoader:
             return
         yield from self._load_in_workers(chain(head, stream))
 
-    def _load_in_workers(self, stream: Iterator[ScreeningInput]) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
+    def _load_in_workers(
+        self, stream: Iterator[ScreeningInput]
+    ) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
         # Not "fork": this process's OpenCV and OpenMP thread pools hang in a forked copy. A fork
         # server that imported this module once (and ran nothing) starts workers in milliseconds.
         context = get_context("forkserver")
@@ -213,7 +217,9 @@ class PhotographLoader:
 
             def submit(count: int) -> None:
                 for item in islice(stream, count):
-                    pending.append((item, pool.submit(load_photograph, item, self.config, self.digest, self.display_size)))
+                    pending.append(
+                        (item, pool.submit(load_photograph, item, self.config, self.digest, self.display_size))
+                    )
 
             submit(self.prefetch)
             while pending:
