@@ -168,3 +168,13 @@ def test_from_packed_reads_the_shipped_models_settings() -> None:
     assert isinstance(gated.backend, TorchBackend)
     with pytest.raises(ValueError, match="inputs"):
         Predictor.from_packed(inputs="camera")
+
+
+def test_padded_batches_make_a_prediction_independent_of_its_batch_mates() -> None:
+    predictor = Predictor.from_model(tiny_model(), PreprocessConfig(size=64, quality_gate=False), batch_size=4)
+    prepared = [predictor.prepare(fundus(seed)) for seed in range(5)]
+    together = predictor.predict_prepared(prepared, pad_batches=True)
+    alone = predictor.predict_prepared([prepared[4]], pad_batches=True)[0]
+    reordered = predictor.predict_prepared([prepared[4], *prepared[:3]], pad_batches=True)[0]
+    assert np.array_equal(together[4].dr_probs, alone.dr_probs) and np.array_equal(alone.dr_probs, reordered.dr_probs)
+    assert np.array_equal(together[4].lesion_probs, reordered.lesion_probs)

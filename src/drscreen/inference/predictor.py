@@ -294,14 +294,24 @@ class Predictor:
         """(H, W, 3) uint8 RGB -> the network input with its geometry and quality report."""
         return self.preprocessor.prepare(image)
 
-    def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[Prediction]:
+    def predict_prepared(self, prepared: Sequence[PreparedImage], *, pad_batches: bool = False) -> list[Prediction]:
         """Predictions for prepared images, in order; images the gate rejected are not graded
-        (unless ``settings.grade_ungradable``)."""
+        (unless ``settings.grade_ungradable``).
+
+        ``pad_batches``: fill every forward pass with zero images up to ``settings.batch_size``.
+        With a fixed input shape an image's output does not depend on which images share its
+        batch (the kernels' arithmetic per image is then the same; without padding, batches of
+        other sizes differ by about 1e-7), so results do not depend on how a run was cut into
+        batches: a resumed, sharded or reordered run gives the uninterrupted run's numbers.
+        """
         predictions = [Prediction(prepared=p, graded=False) for p in prepared]
         todo = [i for i, p in enumerate(prepared) if p.usable or self.settings.grade_ungradable]
         for start in range(0, len(todo), self.settings.batch_size):
             chunk = todo[start : start + self.settings.batch_size]
             batch = torch.stack([prepared[i].tensor for i in chunk])
+            if pad_batches and len(chunk) < self.settings.batch_size:
+                padding = batch.new_zeros((self.settings.batch_size - len(chunk), *batch.shape[1:]))
+                batch = torch.cat([batch, padding])
             probs = self.probabilities(batch)
             dr, dme = probability_rows(probs.dr), probability_rows(probs.dme)
             lesions = None if probs.lesions is None else probs.lesions.cpu().numpy()

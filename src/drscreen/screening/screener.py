@@ -175,9 +175,19 @@ class Screener:
 
     # ------------------------------------------------------------------------------- screening
     def screen(
-        self, inputs: Iterable[ScreeningInput], *, workers: int | None = None, display_size: int | None = MIN_LONG_SIDE
+        self,
+        inputs: Iterable[ScreeningInput],
+        *,
+        workers: int | None = None,
+        display_size: int | None = MIN_LONG_SIDE,
+        pad_batches: bool = True,
     ) -> Iterator[ScreenedImage | ScreeningFailure]:
         """Screen ``inputs`` batch by batch, yielding one outcome per input, in order.
+
+        ``pad_batches``: every forward pass has ``batch_size`` images (zero-padded), so that an
+        image's result does not depend on which images share its batch: a run resumed after a
+        kill, or sharded over processes, gives exactly the uninterrupted run's results
+        (``Predictor.predict_prepared``).
 
         Every input is read and prepared by ``drscreen.screening.batch.load_photograph`` (the one
         way a photograph becomes a network input), in ``workers`` processes when there are two
@@ -192,28 +202,31 @@ class Screener:
         batch: list[tuple[ScreeningInput, PreparedPhotograph]] = []
         for item, loaded in loader.load(inputs):
             if isinstance(loaded, LoadFailure):
-                yield from self._finish(batch)
+                yield from self._finish(batch, pad_batches)
                 batch = []
                 yield ScreeningFailure(item, loaded.code, loaded.message)
                 continue
             batch.append((item, loaded))
             if len(batch) >= self.predictor.settings.batch_size:
-                yield from self._finish(batch)
+                yield from self._finish(batch, pad_batches)
                 batch = []
-        yield from self._finish(batch)
+        yield from self._finish(batch, pad_batches)
 
     def screen_one(self, item: ScreeningInput | np.ndarray) -> ScreenedImage | ScreeningFailure:
-        """Screen one input (a record or an (H, W, 3) uint8 RGB array)."""
+        """Screen one input (a record or an (H, W, 3) uint8 RGB array) in a batch of one: its
+        probabilities may differ from a padded batch run's in the 7th decimal."""
         record = item if isinstance(item, ScreeningInput) else ScreeningInput(id="image", image=item)
-        return next(iter(self.screen([record])))
+        return next(iter(self.screen([record], workers=0, pad_batches=False)))
 
-    def _finish(self, batch: list[tuple[ScreeningInput, PreparedPhotograph]]) -> Iterator[ScreenedImage]:
+    def _finish(
+        self, batch: list[tuple[ScreeningInput, PreparedPhotograph]], pad_batches: bool
+    ) -> Iterator[ScreenedImage]:
         """Predict a batch and finish each image; an image's seconds: reading and preparing, its
         share of the forward pass, and its finishing."""
         if not batch:
             return
         started = time.perf_counter()
-        predictions = self.predictor.predict_prepared([loaded.prepared for _, loaded in batch])
+        predictions = self.predictor.predict_prepared([loaded.prepared for _, loaded in batch], pad_batches=pad_batches)
         forward_share = (time.perf_counter() - started) / len(batch)
         for (item, loaded), prediction in zip(batch, predictions):
             yield self._screened(item, loaded, prediction, time.perf_counter() - loaded.seconds - forward_share)
