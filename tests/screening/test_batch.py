@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +199,38 @@ def test_the_gpu_reader_reduces_like_the_cpu_reader(tmp_path: Path) -> None:
     blocks = torch.arange(5 * 5 * 3, dtype=torch.uint8).reshape(3, 5, 5)
     reduced = reduce_on_device(blocks, 2)
     assert reduced.shape == (3, 3, 3) and reduced[2, 2, 0] == blocks[0, 4, 4] and reduced[0, 0, 0] == 3
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_run_leaves_no_worker_behind(photographs: list[ScreeningInput], tmp_path: Path) -> None:
+    folder = photographs[0].path.parent  # type: ignore[union-attr]
+    command = [sys.executable, "-m", "drscreen.cli", "screen", str(folder), "--out", str(tmp_path / "out"),
+               "--workers", "2", "--no-explain", "--quiet"]  # fmt: skip
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    helpers: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(helpers) < 3 and run.poll() is None:  # fork server + 2 workers
+        time.sleep(0.2)
+        helpers = [grandchild for child in _children(run.pid) for grandchild in [child, *_children(child)]]
+    assert run.poll() is None and len(helpers) >= 3, "the run started its workers"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
+        time.sleep(0.2)
+    for pid in helpers:  # zombies (reaped by init soon) count as gone
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text(), f"process {pid} outlived the killed run"

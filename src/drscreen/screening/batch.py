@@ -16,10 +16,8 @@ start from a fork server, so a script that screens with workers needs the usual
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -39,8 +37,8 @@ from drscreen.screening.inputs import ScreeningInput
 DEFAULT_MAX_WORKERS = 4
 #: Inputs in flight per worker (submitted, not yet consumed): bounds memory when the model is slower.
 PREFETCH_PER_WORKER = 4
-#: Linux prctl option: the signal a process gets when its parent dies.
-_PR_SET_PDEATHSIG = 1
+#: Seconds between a worker's checks that the screening process still exists.
+PARENT_CHECK_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -153,16 +151,27 @@ def _display(item: ScreeningInput, photo: ReducedPhotograph, display_size: int |
     return larger.image, photo.factor // larger.factor
 
 
-def _init_worker() -> None:
-    """One thread per worker process (the processes are the parallelism); on Linux the worker is
-    killed with its parent, so that a killed run leaves no orphans."""
+def _init_worker(screening_pid: int) -> None:
+    """One thread per worker process (the processes are the parallelism), and a watcher that ends
+    the worker when the screening process is gone (killed: nothing else would end it)."""
     import cv2
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_exit_without, args=(screening_pid,), name="drscreen-parent-watch", daemon=True).start()
+
+
+def _exit_without(pid: int) -> None:
+    """Exit this process as soon as process ``pid`` no longer exists (checked every second)."""
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # alive, owned by another user
+            continue
 
 
 class PhotographLoader:
@@ -212,7 +221,9 @@ class PhotographLoader:
         # server that imported this module once (and ran nothing) starts workers in milliseconds.
         context = get_context("forkserver")
         context.set_forkserver_preload([__name__])
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             pending: deque[tuple[ScreeningInput, Future[PreparedPhotograph | LoadFailure]]] = deque()
 
             def submit(count: int) -> None:
