@@ -28,3 +28,10 @@ def test_onnx_runtime_screens_like_torch() -> None:
 def test_unknown_runtimes_are_refused() -> None:
     with pytest.raises(ValueError, match="runtime"):
         Screener(runtime="tensorrt")
+
+
+def test_precision_and_batch_size_are_part_of_the_settings_key() -> None:
+    default = Screener(explain=False)
+    assert default.settings["precision"] == "fp32"
+    assert Screener(explain=False, amp="bf16").settings_key != default.settings_key
+    assert Screener(explain=False, batch_size=4).settings_key != default.settings_key

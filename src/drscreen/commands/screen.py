@@ -96,7 +96,7 @@ def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any
     """One rank of ``torchrun ... drscreen screen``: screen this rank's shard into the shared
     folder; after a barrier, rank 0 screens the whole list again, which reuses every stored result
     and rebuilds results.csv, patients.csv, errors.csv and the report from all ranks' results."""
-    from drscreen.report import screen
+    from drscreen.report import ScreeningFolder, screen
     from drscreen.screening import Screener, collect_inputs
     from drscreen.screening.distributed import barrier, process_group, rank_device, shard
 
@@ -105,10 +105,12 @@ def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any
         screener = Screener(args.model, operating_point=args.operating_point, explain=not args.no_explain,
                             device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size,
                             runtime=args.runtime)  # fmt: skip
-        barrier()  # ranks start together: each one's clean-up of unfinished writes precedes every first write
         lead = rank.rank == 0
+        if lead:
+            ScreeningFolder(args.out)  # removes a killed run's unfinished writes before any rank writes
+        barrier()
         screen(shard(records, rank.rank, rank.world_size), args.out, screener=screener,
-               progress=lead and not args.quiet, **{**options, "labels": None})  # fmt: skip
+               progress=lead and not args.quiet, shard=True, **{**options, "labels": None})  # fmt: skip
         barrier()  # every shard is written
         if not lead:
             return 0

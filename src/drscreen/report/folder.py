@@ -114,13 +114,16 @@ def _encode(image: np.ndarray, extension: str) -> bytes:
 class ScreeningFolder:
     """The output folder of a screening run: paths, stored results, and the image writer."""
 
-    def __init__(self, out_dir: str | Path, overlay_size: int | None = DISPLAY_SIZE) -> None:
+    def __init__(self, out_dir: str | Path, overlay_size: int | None = DISPLAY_SIZE, *, clean: bool = True) -> None:
+        """``clean``: remove a killed run's unfinished temporary files (only safe while no other
+        process writes into the folder)."""
         self.root = Path(out_dir)
         self.overlay_size = overlay_size
         for sub in ("results", "previews", "overlays"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        for leftover in self.root.rglob(".*.tmp"):  # a killed run's unfinished writes
-            leftover.unlink(missing_ok=True)
+        if clean:
+            for leftover in self.root.rglob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
 
     def result_path(self, image_id: str) -> Path:
         return self.root / "results" / f"{image_id}.json"
@@ -231,6 +234,7 @@ def screen(
     workers: int | None = None,
     runtime: str = "torch",
     command: str | None = None,
+    shard: bool = False,
 ) -> RunSummary:
     """Screen ``inputs`` (files, folders, CSV manifests, DICOM, arrays, PIL images; see
     ``drscreen.screening.collect_inputs``) into the folder ``out_dir``; returns what happened.
@@ -238,13 +242,15 @@ def screen(
     ``labels``: a CSV of reference grades (``id``, ``dr_grade``, optional ``dme_grade``) for the
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
     ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
-    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``).
+    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``shard``: this call is one of several
+    processes writing into the folder at once (``torchrun``): it neither cleans up temporary files
+    nor writes the tables and the report, which one final call over all inputs does.
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.
     """
     started = time.time()
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     records = list(collect_inputs(items))
-    folder = ScreeningFolder(out_dir, overlay_size)
+    folder = ScreeningFolder(out_dir, overlay_size, clean=not shard)
     screener = screener or Screener(
         model, operating_point=operating_point, explain=explain, device=device, amp=amp, batch_size=batch_size,
         runtime=runtime,
@@ -271,6 +277,8 @@ def screen(
             results[written.id] = written
     bar.close()
     ordered = [results[r.id] for r in records if r.id in results]
+    if shard:
+        return summary
     summary.n_screened = sum(r.status == "screened" for r in ordered)
     summary.n_ungradable = sum(r.status == "ungradable" for r in ordered)
     summary.n_referable = sum(r.referable is not None and r.referable.referable for r in ordered)

@@ -164,6 +164,7 @@ class Screener:
         self.settings: dict[str, Any] = {
             **predictor.settings.to_dict(),
             "runtime": type(predictor.backend).__name__,
+            "precision": str(getattr(predictor.backend, "amp_dtype", None) or "fp32").removeprefix("torch."),
             "explain": self.explain,
             "lesion_threshold": lesion_threshold,
             "quality_gate": True,
