@@ -178,3 +178,13 @@ def test_padded_batches_make_a_prediction_independent_of_its_batch_mates() -> No
     reordered = predictor.predict_prepared([prepared[4], *prepared[:3]], pad_batches=True)[0]
     assert np.array_equal(together[4].dr_probs, alone.dr_probs) and np.array_equal(alone.dr_probs, reordered.dr_probs)
     assert np.array_equal(together[4].lesion_probs, reordered.lesion_probs)
+
+
+def test_the_shipped_model_refers_at_a_validated_sensitivity_that_users_can_move() -> None:
+    info = load_pretrained().info
+    curve, point = info["referable_curve"], info["operating_point"]
+    assert len(curve["threshold"]) == len(curve["sensitivity"]) == len(curve["specificity"]) > 10
+    assert point["sensitivity"] >= 0.9 and point["threshold"] in curve["threshold"]
+    assert Predictor.from_packed().settings.operating_point.threshold == point["threshold"]
+    stricter = Predictor.from_packed(operating_point="sensitivity=0.95").settings.operating_point
+    assert stricter.threshold <= point["threshold"] and stricter.sensitivity >= 0.95
