@@ -32,7 +32,7 @@ else
     python -m drscreen.engine.head_refit features configs/grader.yaml "${ARGS[@]}"
     python -m drscreen.engine.head_refit fit configs/grader.yaml "${ARGS[@]}"
 fi
-[ "$MODE" = "--gpu" ] && python -m drscreen.engine.head_refit features configs/grader.yaml "${ARGS[@]}"
+[ "$MODE" = "--gpu" ] && python -m drscreen.engine.head_refit features configs/grader.yaml "${ARGS[@]}" --parts val test
 python -m drscreen.engine.head_refit calibrate configs/grader.yaml "${ARGS[@]}" --info configs/grader_model_info.yaml
 OUT="$RUN/drscreen_grader.pt"
 drscreen model pack "$RUN/checkpoints/best.pt" --out "$OUT" \

@@ -87,6 +87,8 @@ def test_head_refit_on_cached_features_writes_an_engine_checkpoint(
     extract_features(config, features)
     cached = torch.load(features / "train.pt", weights_only=True)
     assert cached["maps"].dtype == torch.float16 and len(cached["ids"]) == cached["maps"].shape[0]
+    extract_features(config, tmp_path / "only-val", parts=("val",))
+    assert [f.name for f in (tmp_path / "only-val").iterdir()] == ["val.pt"]
     best = fit_head(config, features, tmp_path / "refit")
     checkpoint = torch.load(tmp_path / "refit" / "checkpoints" / "best.pt", weights_only=True)
     model = initial_model(config.model, 0)

@@ -16,6 +16,7 @@ source with bootstrap intervals (``runs/<name>/card.json``, and ``model_info.yam
 ``drscreen model pack --info`` stores in the packed file).
 
     python -m drscreen.engine.head_refit features configs/grader.yaml        # runs/<name>/features/
+    python -m drscreen.engine.head_refit features configs/grader.yaml --parts val test
     python -m drscreen.engine.head_refit fit configs/grader.yaml -o optim.epochs=40
     python -m drscreen.engine.head_refit calibrate configs/grader.yaml --info configs/grader_model_info.yaml
 """
@@ -138,12 +139,17 @@ def encoder_maps(model: DRModel, dataset: FundusDataset, config: ExperimentConfi
     return torch.cat(chunks)
 
 
-def extract_features(config: ExperimentConfig, out: Path, *, flip_train: bool = False) -> None:
-    """Write ``<out>/<part>.pt`` ({"maps", "dr", "ids"}) for every part, from the network of
-    ``model.checkpoint``; ``flip_train`` adds ``train_flip.pt``, the mirrored training images."""
+def extract_features(
+    config: ExperimentConfig, out: Path, *, flip_train: bool = False, parts: tuple[str, ...] = PARTS
+) -> None:
+    """Write ``<out>/<part>.pt`` ({"maps", "dr", "ids"}) for each of ``parts``, from the network of
+    ``model.checkpoint``; ``flip_train`` adds ``train_flip.pt``, the mirrored training images.
+    A part whose file exists is skipped. ``calibrate`` needs ``val`` and ``test`` only."""
     model = initial_model(config.model, config.train.seed)
     out.mkdir(parents=True, exist_ok=True)
     for name, dataset in part_datasets(config, model).items():
+        if name not in parts:
+            continue
         jobs = [(name, False)] + ([(f"{name}_flip", True)] if flip_train and name == "train" else [])
         for file_name, flip in jobs:
             target = out / f"{file_name}.pt"
@@ -340,6 +346,7 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--flip-train", action="store_true", help="features: also the mirrored training images")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="features: which parts")
     parser.add_argument("--info", type=Path, help="calibrate: model-card metadata YAML to extend")
     parser.add_argument(
         "--train-feature-head", action="store_true",
@@ -350,7 +357,7 @@ def main() -> None:
     config = load_config(args.config, args.override)
     features = config.run.path / "features"
     if args.command == "features":
-        extract_features(config, features, flip_train=args.flip_train)
+        extract_features(config, features, flip_train=args.flip_train, parts=tuple(args.parts))
     elif args.command == "fit":
         fit_head(config, features, config.run.path, train_feature_head=args.train_feature_head)
     else:
