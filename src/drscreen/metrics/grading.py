@@ -9,10 +9,12 @@ accuracy is eq. 6 of Tu et al. (*SUNet*).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
 
 from drscreen.grading import decode_grades
@@ -97,7 +99,11 @@ def grading_metrics(
         return float(np.mean(truth == predicted))
 
     def kappa(truth: np.ndarray, predicted: np.ndarray) -> float:
-        return float(cohen_kappa_score(truth, predicted, labels=grades, weights="quadratic"))
+        # An undefined kappa (one grade on both sides, as in some bootstrap resamples) is NaN and
+        # reported in ``notes`` or left out of the interval; sklearn's warning adds nothing.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            return float(cohen_kappa_score(truth, predicted, labels=grades, weights="quadratic"))
 
     aucs, notes = one_vs_rest_auc(y, scores)
     defined = [a for a in aucs if not np.isnan(a)]
