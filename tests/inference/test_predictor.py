@@ -14,7 +14,7 @@ import torch
 
 from drscreen.data import load_dataset
 from drscreen.engine import config_from_dict
-from drscreen.engine.evaluate import evaluate, evaluate_packed
+from drscreen.engine.evaluation import evaluate, evaluate_packed
 from drscreen.grading import OperatingPoint, decode_grades, referable_scores
 from drscreen.inference import Predictor, TorchBackend
 from drscreen.io import read_image
@@ -188,3 +188,14 @@ def test_the_shipped_model_refers_at_a_validated_sensitivity_that_users_can_move
     assert Predictor.from_packed().settings.operating_point.threshold == point["threshold"]
     stricter = Predictor.from_packed(operating_point="sensitivity=0.95").settings.operating_point
     assert stricter.threshold <= point["threshold"] and stricter.sensitivity >= 0.95
+
+
+def test_packed_evaluation_scores_the_referral_at_the_models_operating_point(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    for grade in (0, 3):
+        (images / str(grade)).mkdir(parents=True)
+        image = fundus(30 + grade, size=256)
+        cv2.imwrite(str(images / str(grade) / f"g{grade}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    results = evaluate_packed("folder", images, tmp_path / "eval", n_bootstrap=0, progress=False)
+    packed_threshold = load_pretrained().info["operating_point"]["threshold"]
+    assert results["referable"]["threshold"] == results["operating_point"]["threshold"] == packed_threshold

@@ -90,7 +90,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if (args.config is None) == (args.dataset is None):
         raise SystemExit("drscreen evaluate: give either CONFIG (a run) or --dataset with --root (a packed model)")
     if args.config is not None:
-        from drscreen.engine.evaluate import evaluate
+        from drscreen.engine.evaluation import evaluate
 
         if args.split not in (None, "train", "val", "test"):
             raise SystemExit(f"drscreen evaluate: --split must be train, val or test with CONFIG, got {args.split!r}")
@@ -102,7 +102,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         if args.root is None or args.out is None:
             raise SystemExit("drscreen evaluate: --dataset needs --root and --out")
         from drscreen.data import DatasetError
-        from drscreen.engine.evaluate import evaluate_packed
+        from drscreen.engine.evaluation import evaluate_packed
 
         options = dict(_key_value(item) for item in args.dataset_option)
         try:

@@ -17,7 +17,7 @@ from drscreen._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from drscreen.engine.config import ConfigError, ExperimentConfig, config_from_dict, load_config, save_config
-    from drscreen.engine.evaluate import evaluate
+    from drscreen.engine.evaluation import evaluate
     from drscreen.engine.runs import train
     from drscreen.engine.schedules import ROUND_HOOKS, SCHEDULES, RoundContext, RoundHook
 
@@ -39,7 +39,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "drscreen.engine.config": ("ConfigError", "ExperimentConfig", "config_from_dict", "load_config", "save_config"),
-        "drscreen.engine.evaluate": ("evaluate",),
+        "drscreen.engine.evaluation": ("evaluate",),
         "drscreen.engine.runs": ("train",),
         "drscreen.engine.schedules": ("ROUND_HOOKS", "SCHEDULES", "RoundContext", "RoundHook"),
     },

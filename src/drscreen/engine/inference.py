@@ -129,11 +129,13 @@ def compute_metrics(
     n_bootstrap: int = 0,
     seed: int = 0,
     dr_decoding: str = "argmax",
+    referable_threshold: float = 0.5,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Metrics of ``predictions`` against the labels of ``samples`` (indexed like the dataset).
 
     Each task is scored on the samples that carry its label; the predicted DR grade is read with
-    ``dr_decoding`` (``drscreen.grading.decode_grades``), the DME grade by arg-max. Returns
+    ``dr_decoding`` (``drscreen.grading.decode_grades``), the DME grade by arg-max; referable
+    sensitivity and specificity at ``referable_threshold`` (a model's operating point). Returns
     ``(flat, full)``: ``flat`` maps short names (``dr_qwk``, ``dr_accuracy``, ``dr_macro_auc``, ``dme_accuracy``,
     ``dme_qwk``, ``joint_accuracy``, ``referable_auc``, ``referable_sensitivity``,
     ``referable_specificity``, ``lesion_dice``, ``lesion_aupr``, ``lesion_<code>_dice``,
@@ -169,7 +171,7 @@ def compute_metrics(
             dr_true[keep], predictions.dr_probs[keep],
             dme_true[keep] if both else None,
             predictions.dme_probs[keep] if both else None,  # type: ignore[index]
-            n_bootstrap=n_bootstrap, seed=seed,
+            threshold=referable_threshold, n_bootstrap=n_bootstrap, seed=seed,
         )  # fmt: skip
         full["referable"] = result
         flat.update({f"referable_{key}": float(result[key]) for key in ("auc", "sensitivity", "specificity")})

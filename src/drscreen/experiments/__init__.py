@@ -15,7 +15,7 @@ An experiment file (``configs/papers/``, docs/experiments.md) has three top-leve
 holds each dataset in its official layout under a fixed name (``DATASET_FOLDERS``).
 
 Each run trains with ``drscreen.engine.train`` into ``<out>/<group>/<run>/seed<s>[-fold<k>]``
-and is scored with ``drscreen.engine.evaluate`` on every evaluation set. A run folder whose
+and is scored with ``drscreen.engine.evaluation`` on every evaluation set. A run folder whose
 ``metrics.json`` exists is not trained again (experiments resume, and tables of one paper share
 identical runs); a folder holding another config is an error. Each cell of the table is the
 mean over the replicates (seeds x folds) with the sample standard deviation; the table is

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from drscreen.engine.config import ConfigError, ExperimentConfig, config_from_dict, set_value
-from drscreen.engine.evaluate import default_checkpoint, evaluate
+from drscreen.engine.evaluation import default_checkpoint, evaluate
 from drscreen.engine.recorder import read_log
 from drscreen.engine.runs import train, write_json
 from drscreen.experiments.spec import Experiment, ExperimentError, PlannedRun, evaluation_target
@@ -84,7 +84,7 @@ def _check_run_folder(config: ExperimentConfig) -> None:
 
 
 def _evaluate_run(raw: dict[str, Any], config: ExperimentConfig, sets: Mapping[str, Any]) -> dict[str, Any]:
-    """``drscreen.engine.evaluate`` results of the run (engine config ``raw``, built: ``config``)
+    """``drscreen.engine.evaluation`` results of the run (engine config ``raw``, built: ``config``)
     on each evaluation set: a part of its own data, or datasets scored as its test part."""
     results: dict[str, Any] = {}
     checkpoint = default_checkpoint(config)

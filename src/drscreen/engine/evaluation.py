@@ -178,12 +178,13 @@ def _score_and_write(
 ) -> dict[str, Any]:
     settings = predictor.settings
     flat, full = compute_metrics(
-        predictions, samples, predictor.lesion_classes,
-        n_bootstrap=n_bootstrap, seed=seed, dr_decoding=settings.dr_decoding,
+        predictions, samples, predictor.lesion_classes, n_bootstrap=n_bootstrap, seed=seed,
+        dr_decoding=settings.dr_decoding, referable_threshold=settings.operating_point.threshold,
     )  # fmt: skip
     results = {
         **meta, "tta": settings.tta, "dr_decoding": settings.dr_decoding,
-        "n_images": len(predictions.indices), "summary": flat, **full,
+        "n_images": len(predictions.indices), "operating_point": settings.to_dict()["operating_point"],
+        "summary": flat, **full,
     }  # fmt: skip
     if write:
         write_json(results, out / "metrics.json")
