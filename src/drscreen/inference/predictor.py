@@ -25,10 +25,12 @@ from drscreen.grading import OperatingPoint, decode_grades, referable_scores
 from drscreen.inference.backends import InferenceBackend, TorchBackend
 from drscreen.inference.onnx_backend import DEVICE_PROVIDERS, OnnxBackend
 from drscreen.inference.probabilities import TTA_FLIPS, grade_probabilities, lesion_probabilities, tta_forward
-from drscreen.io import InputError, read_image
+from drscreen.io import InputError
+from drscreen.io.draft import read_reduced, reduce_photograph
 from drscreen.models import ModelOutput
 from drscreen.models.pretrained import PretrainedModel, load_pretrained
 from drscreen.preprocess import PreparedImage, PreprocessConfig, Preprocessor
+from drscreen.preprocess.photograph import prepare_photograph
 
 #: Which grades the referable score combines (``Predictor(referable_from=...)``).
 REFERABLE_SOURCES: tuple[tuple[str, ...], ...] = (("dr",), ("dr", "dme"))
@@ -291,8 +293,10 @@ class Predictor:
 
     # ---------------------------------------------------------------------------- images
     def prepare(self, image: np.ndarray) -> PreparedImage:
-        """(H, W, 3) uint8 RGB -> the network input with its geometry and quality report."""
-        return self.preprocessor.prepare(image)
+        """(H, W, 3) uint8 RGB -> the network input with its geometry (original pixels) and quality
+        report, by the one photograph rule screening uses (``drscreen.preprocess.photograph``:
+        a large photograph is reduced first)."""
+        return prepare_photograph(self.preprocessor.config, reduce_photograph(image))
 
     def predict_prepared(self, prepared: Sequence[PreparedImage], *, pad_batches: bool = False) -> list[Prediction]:
         """Predictions for prepared images, in order; images the gate rejected are not graded
@@ -352,7 +356,7 @@ class Predictor:
         for raw in paths:
             path = Path(raw)
             try:
-                prepared = self.prepare(read_image(path))
+                prepared = prepare_photograph(self.preprocessor.config, read_reduced(path))
             except InputError as error:
                 yield from flush()
                 yield FileOutcome(path=path, error=error)

@@ -11,7 +11,7 @@ Pixel-centre convention: pixel (row ``i``, column ``j``) is centred at ``(x, y) 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from math import ceil
 from typing import Any, Literal, TypeVar
 
@@ -82,6 +82,17 @@ class CropGeometry:
     def scale(self) -> float:
         """Output pixels per original pixel."""
         return self.output_size / self.side
+
+    def rescaled(self, factor: float, original_size: tuple[int, int]) -> CropGeometry:
+        """The same crop on the image resized by ``factor`` to ``original_size`` (H, W): the box
+        covers the same part of the scene (exactly so for an integer ``factor``)."""
+        return replace(
+            self,
+            original_size=original_size,
+            x0=round(self.x0 * factor),
+            y0=round(self.y0 * factor),
+            side=max(1, round(self.side * factor)),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable form."""

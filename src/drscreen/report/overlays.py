@@ -8,8 +8,6 @@ photograph (or on its preview, which has the same size). Layers never call a mod
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import cv2
 import numpy as np
 
@@ -28,18 +26,6 @@ def display_scale(width: int, height: int, size: int | None) -> float:
     return 1.0 if size is None else min(1.0, size / max(width, height))
 
 
-def scaled_geometry(geometry: CropGeometry, factor: float) -> CropGeometry:
-    """The crop geometry of the same crop on the photograph resized by ``factor``."""
-    height, width = geometry.original_size
-    return replace(
-        geometry,
-        original_size=(max(1, round(height * factor)), max(1, round(width * factor))),
-        x0=round(geometry.x0 * factor),
-        y0=round(geometry.y0 * factor),
-        side=max(1, round(geometry.side * factor)),
-    )
-
-
 def preview(screened: ScreenedImage, size: int | None = DISPLAY_SIZE) -> np.ndarray:
     """(h, w, 3) uint8 RGB: the photograph at display size."""
     height, width = screened.image.shape[:2]
@@ -55,9 +41,10 @@ def overlay_layers(screened: ScreenedImage, threshold: float, size: int | None =
 
     A layer is missing when its source is (an ungradable image has none).
     """
-    height, width = screened.image.shape[:2]
+    height, width = screened.prepared.geometry.original_size  # the frame of ``screened.image``
     factor = display_scale(width, height, size)
-    geometry = scaled_geometry(screened.prepared.geometry, factor)
+    display = (max(1, round(height * factor)), max(1, round(width * factor)))
+    geometry = screened.prepared.geometry.rescaled(factor, display)
     shape = geometry.original_size
     layers: dict[str, np.ndarray] = {}
     if screened.lesion_probs is not None:

@@ -30,7 +30,8 @@ import numpy as np
 
 from drscreen.io import InputError
 from drscreen.io.draft import MIN_LONG_SIDE, ReducedPhotograph, read_reduced, reduce_photograph, reduction_factor
-from drscreen.preprocess import CropGeometry, PreparedImage, PreprocessConfig, Preprocessor
+from drscreen.preprocess import CropGeometry, PreparedImage, PreprocessConfig
+from drscreen.preprocess.photograph import prepare_reduced
 from drscreen.screening.inputs import ScreeningInput
 
 #: Default number of worker processes: ``min(DEFAULT_MAX_WORKERS, os.cpu_count())``.
@@ -76,31 +77,6 @@ def default_workers() -> int:
     return min(DEFAULT_MAX_WORKERS, os.cpu_count() or 1)
 
 
-def scaled_geometry(geometry: CropGeometry, ratio: int, original_size: tuple[int, int]) -> CropGeometry:
-    """``geometry`` of an image reduced by ``ratio`` expressed in the image ``ratio`` times larger
-    (of size ``original_size``, (H, W)): the box covers exactly the same pixels."""
-    return replace(geometry, original_size=original_size, x0=geometry.x0 * ratio, y0=geometry.y0 * ratio,
-                   side=geometry.side * ratio)  # fmt: skip
-
-
-def prepare_reduced(config: PreprocessConfig, photo: ReducedPhotograph) -> PreparedImage:
-    """``Preprocessor(config).prepare`` of the reduced image with the quality gate in original pixels.
-
-    Returns the prepared image in the reduced image's geometry; ``quality.measurements
-    ["fov_diameter_px"]`` is in original pixels and ``min_fov_diameter_px`` applies to it.
-    """
-    factor = photo.factor
-    thresholds = config.quality_thresholds
-    if factor > 1:
-        thresholds = replace(thresholds, min_fov_diameter_px=thresholds.min_fov_diameter_px / factor)
-    prepared = Preprocessor(replace(config, quality_thresholds=thresholds)).prepare(photo.image)
-    if prepared.quality is None or factor == 1:
-        return prepared
-    measurements = dict(prepared.quality.measurements)
-    measurements["fov_diameter_px"] = round(measurements["fov_diameter_px"] * factor, 1)
-    return replace(prepared, quality=replace(prepared.quality, measurements=measurements))
-
-
 def load_photograph(
     item: ScreeningInput,
     config: PreprocessConfig,
@@ -126,11 +102,11 @@ def load_photograph(
         return LoadFailure(error.code, error.reason)
     except (OSError, ValueError) as error:
         return LoadFailure("unreadable", str(error))
-    display_prepared = replace(prepared, geometry=scaled_geometry(prepared.geometry, ratio, image.shape[:2]))
+    display_prepared = replace(prepared, geometry=prepared.geometry.rescaled(ratio, image.shape[:2]))
     return PreparedPhotograph(
         image=image,
         prepared=display_prepared,
-        original_geometry=scaled_geometry(prepared.geometry, photo.factor, photo.original_size),
+        original_geometry=prepared.geometry.rescaled(photo.factor, photo.original_size),
         original_size=photo.original_size,
         digest=content,
         seconds=time.perf_counter() - started,
