@@ -14,12 +14,16 @@ Algorithm (rationale and measured accuracy in ``docs/preprocessing.md``):
 
 1. Work on a copy whose longer side is at most :data:`WORKING_SIZE` px, on the per-pixel maximum
    of R, G and B (the fundus is bright in at least one channel whatever its tint), lightly smoothed.
+   Steps 2 and 4 only seed the refinement, so they run on a further halved copy (longer side at
+   most :data:`COARSE_SIZE` px) and their outline is mapped back to the working size.
 2. Coarse region: Otsu threshold of the strongly smoothed ``log(1 + brightness)``. In log space the
    split depends on intensity ratios, so it finds the disc in a well-exposed photo and in one five
-   times darker alike. Then an opening, the largest component and hole filling. Images with three
-   levels (black padding, grey speckled background, disc) get a second candidate threshold.
-3. Content box: rows/columns of black padding whose inner edge cuts straight through the disc are
-   excluded; from here on the box plays the part of the image border.
+   times darker alike. Then an opening and the largest component (its holes do not matter: only
+   its outer outline is used). Images with three levels (black padding, grey speckled background,
+   disc) get a second candidate threshold.
+3. Content box, at the working size with the coarse threshold: rows/columns of black padding whose
+   inner edge cuts straight through the disc are excluded; from here on the box plays the part of
+   the image border.
 4. Coarse outline: RANSAC fits of a circle and of an axis-aligned ellipse to the region's outline,
    without the outline points on the box border, so that cut edges, notches and dents are outliers.
    The ellipse is kept only if it explains clearly more points.
@@ -43,9 +47,12 @@ from skimage.filters import threshold_otsu
 
 #: Longest side (px) of the copy the detector works on; larger photos are downscaled first.
 WORKING_SIZE = 640
+#: Longest side (px) of the copy on which the coarse region and outline are found (they only
+#: seed the refinement, which runs at ``WORKING_SIZE``).
+COARSE_SIZE = 320
 #: Gaussian smoothing (px, at working size) of the brightness image, against noise and JPEG blocks.
 SMOOTHING_SIGMA = 1.0
-#: Gaussian smoothing for the coarse region, as a fraction of the working image's longer side:
+#: Gaussian smoothing for the coarse region, as a fraction of the coarse image's longer side:
 #: averages out speckled backgrounds (contrast-enhanced JPEG noise) before thresholding.
 COARSE_SMOOTHING = 0.01
 #: No disc is looked for when the dark class's median exceeds this fraction of the bright class's.
@@ -219,18 +226,18 @@ def detect_fov(image: np.ndarray) -> FieldOfView:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
-    scale = min(1.0, WORKING_SIZE / max(height, width))
-    small = image
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    raw = small.max(axis=2).astype(np.float32)
+    raw = _downscaled(_channel_max(image), WORKING_SIZE)
     brightness = cv2.GaussianBlur(raw, (0, 0), SMOOTHING_SIGMA)
 
-    coarse = _coarse_outline(brightness, raw)
+    coarse_raw = _downscaled(raw, COARSE_SIZE)
+    coarse = _coarse_outline(cv2.GaussianBlur(coarse_raw, (0, 0), SMOOTHING_SIGMA), coarse_raw)
     if coarse is None:
         return whole_image_fov(height, width)
-    outline, box, confidence = coarse
+    seed, threshold, confidence = coarse
+    # Coarse to working coordinates (pixel centres), and the content box at the working size.
+    k = brightness.shape[1] / coarse_raw.shape[1], brightness.shape[0] / coarse_raw.shape[0]
+    outline = Ellipse((seed.cx + 0.5) * k[0] - 0.5, (seed.cy + 0.5) * k[1] - 0.5, seed.rx * k[0], seed.ry * k[1])
+    box = _content_box(raw > np.expm1(threshold))
     for window in (0.08, 0.04):
         refined = _refine(brightness, outline, box, half_width=max(6.0, window * outline.radius))
         if refined is None:
@@ -255,11 +262,29 @@ def detect_fov(image: np.ndarray) -> FieldOfView:
     return FieldOfView(mask=mask, outline=outline, clipped=clipped, found=True, confidence=float(confidence))
 
 
-def _coarse_outline(brightness: np.ndarray, raw: np.ndarray) -> tuple[Ellipse, _Box, float] | None:
-    """Coarse outline, content box and confidence, from the better of up to two thresholds.
+def _channel_max(image: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 per-pixel maximum of R, G and B of ``image`` (H, W, 3) uint8."""
+    red, green, blue = cv2.split(image)
+    return cv2.max(cv2.max(red, green), blue)
 
-    ``brightness`` is the lightly smoothed working image, ``raw`` the unsmoothed one (for the
-    exact position of padding edges).
+
+def _downscaled(plane: np.ndarray, longest: int) -> np.ndarray:
+    """(h, w) float32 copy of the 2-D ``plane``, area-averaged so that its longer side is at most
+    ``longest`` px (rounded like ``round(side * scale)``)."""
+    height, width = plane.shape
+    scale = min(1.0, longest / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+    return plane.astype(np.float32)
+
+
+def _coarse_outline(brightness: np.ndarray, raw: np.ndarray) -> tuple[Ellipse, float, float] | None:
+    """Coarse outline, the log-brightness threshold that found it and its confidence, from the
+    better of up to two thresholds (coordinates of ``brightness``).
+
+    ``brightness`` is the lightly smoothed coarse image, ``raw`` the unsmoothed one (for the
+    position of padding edges).
 
     The first threshold is Otsu's on the smoothed log-brightness. Images with black padding and a
     grey speckled background have three levels, so a second one splits the brighter class again;
@@ -274,7 +299,7 @@ def _coarse_outline(brightness: np.ndarray, raw: np.ndarray) -> tuple[Ellipse, _
     if upper.size > MIN_CLASS_FRACTION * log_b.size and float(np.ptp(upper)) > 1e-3:
         thresholds.append(threshold_otsu(upper))
     tolerance = max(2.0, 0.01 * max(brightness.shape))
-    best: tuple[Ellipse, _Box, float] | None = None
+    best: tuple[Ellipse, float, float] | None = None
     for threshold in thresholds:
         bright = log_b > threshold
         region = _largest_region(smooth, bright)
@@ -288,7 +313,7 @@ def _coarse_outline(brightness: np.ndarray, raw: np.ndarray) -> tuple[Ellipse, _
         inliers = points[np.abs(outline.residuals(points)) <= tolerance]
         supported, visible = _support(outline, inliers, box, margin=2.0)
         if visible and (best is None or supported / visible > best[2] + SECOND_THRESHOLD_MARGIN):
-            best = (outline, box, supported / visible)
+            best = (outline, float(threshold), supported / visible)
     return best
 
 
@@ -297,16 +322,17 @@ def _dark_surround(brightness: np.ndarray, outline: Ellipse, box: _Box) -> bool:
     as around a fundus; a bright round object in an ordinary photo fails this."""
     h, w = brightness.shape
     inside = outline.rasterize(h, w)
-    grown = Ellipse(outline.cx, outline.cy, 1.02 * outline.rx + 1, 1.02 * outline.ry + 1).rasterize(h, w)
-    yy, xx = np.mgrid[0:h, 0:w]
-    outside = ~grown & box.contains(xx, yy)
+    outside = np.zeros((h, w), dtype=bool)
+    grown = Ellipse(outline.cx, outline.cy, 1.02 * outline.rx + 1, 1.02 * outline.ry + 1)
+    outside[box.y0 : box.y1 + 1, box.x0 : box.x1 + 1] = True
+    outside &= ~grown.rasterize(h, w)
     if outside.sum() < MIN_CLASS_FRACTION * h * w:
         return True
     return bool(np.median(brightness[outside]) <= MAX_BACKGROUND_RATIO * np.median(brightness[inside]))
 
 
 def _largest_region(brightness: np.ndarray, bright: np.ndarray) -> np.ndarray | None:
-    """The largest component of ``bright``, opened and hole-filled; None if the split has no dark border."""
+    """The largest component of ``bright``, opened; None if the split has no dark border."""
     if not MIN_CLASS_FRACTION <= bright.mean() <= 1 - MIN_CLASS_FRACTION:
         return None
     if np.median(brightness[~bright]) > MAX_BACKGROUND_RATIO * np.median(brightness[bright]):
@@ -318,7 +344,7 @@ def _largest_region(brightness: np.ndarray, bright: np.ndarray) -> np.ndarray | 
     if count < 2:
         return None
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return ndi.binary_fill_holes(labels == largest)
+    return labels == largest
 
 
 def _content_box(bright: np.ndarray) -> _Box:
@@ -348,7 +374,7 @@ def _outline_points(region: np.ndarray, box: _Box, max_points: int = 400) -> np.
     contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     points = max(contours, key=len)[:, 0, :].astype(np.float64)
     points = points[box.contains(points[:, 0], points[:, 1], margin=2.0)]
-    return points[:: max(1, len(points) // max_points)]
+    return points[:: max(1, -(-len(points) // max_points))]
 
 
 def _fit(points: np.ndarray, weights: np.ndarray | None = None, circle: bool = True) -> Ellipse | None:

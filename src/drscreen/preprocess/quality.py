@@ -198,11 +198,12 @@ def _content_measurements(crop: np.ndarray, inner: np.ndarray, size: int) -> dic
     on a copy resized to ``size`` px (keys as in :func:`measure_quality`)."""
     small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
     region = cv2.resize(inner.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
-    pixels = small[region]
-    red, blue = pixels[:, 0], pixels[:, 2]
-    brightest, darkest = pixels.max(axis=1), pixels.min(axis=1)
-    total = pixels.sum(axis=1) + 1.0
-    luminance = small.mean(axis=2)
+    # Per-channel planes: whole-number values, so sums and means are exact in any order.
+    planes = cv2.split(small)
+    red, green, blue = (plane[region] for plane in planes)
+    brightest, darkest = np.maximum(np.maximum(red, green), blue), np.minimum(np.minimum(red, green), blue)
+    total = red + green + blue + 1.0
+    luminance = (planes[0] + planes[1] + planes[2]) / np.float32(3)
     values = luminance[region]
     blurred = cv2.GaussianBlur(luminance, (0, 0), 2.0)
     structure = float(blurred[region].var() / max(float(values.var()), 1e-6))
@@ -248,18 +249,31 @@ def measure_quality(image: np.ndarray, fov: FieldOfView) -> dict[str, float]:
     if inner.sum() < 100:
         empty = ("brightness", "overexposed_fraction", "channel_clip_level", "sharpness", "structure", "chroma")
         return {**measurements, **dict.fromkeys(empty, 0.0)}
-    pixels = crop[inner]
-    saturated = (pixels >= SATURATION_LEVEL).sum(axis=1) >= 2
-    green = np.log1p(crop[..., 1].astype(np.float32))
+    channels = cv2.split(crop)
+    brightest = cv2.max(cv2.max(channels[0], channels[1]), channels[2])
+    saturated = sum((channel >= SATURATION_LEVEL).view(np.uint8) for channel in channels) >= 2
+    green = np.log1p(channels[1].astype(np.float32))
     detail = cv2.GaussianBlur(green, (0, 0), 1.0) - cv2.GaussianBlur(green, (0, 0), 4.0)
     return {
         **measurements,
-        "brightness": float(np.median(pixels.max(axis=1))),
-        "overexposed_fraction": round(float(saturated.mean()), 4),
-        "channel_clip_level": float(np.percentile(pixels, 2, axis=0).max()),
+        "brightness": _percentile_uint8(brightest[inner], 50),
+        "overexposed_fraction": round(float(saturated[inner].mean()), 4),
+        "channel_clip_level": max(_percentile_uint8(channel[inner], 2) for channel in channels),
         "sharpness": round(float(np.percentile(np.abs(detail[inner]), 95)), 4),
         **_content_measurements(crop, inner, content_size),
     }
+
+
+def _percentile_uint8(values: np.ndarray, q: float) -> float:
+    """``float(np.percentile(values, q))`` of (N,) uint8 ``values``, N >= 1, from their histogram
+    (the same number: numpy's linear interpolation between the two order statistics)."""
+    counts = np.cumsum(np.bincount(values, minlength=256))
+    n = int(counts[-1])
+    position = (n - 1) * np.true_divide(q, 100)
+    low = int(np.floor(position))
+    gamma = float(position - low)
+    a, b = (float(v) for v in np.searchsorted(counts, [low + 1, min(low + 2, n)]))
+    return b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
 
 
 def _content_issue(m: dict[str, float], fov: FieldOfView, t: QualityThresholds) -> QualityIssue | None:
