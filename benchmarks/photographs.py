@@ -1,13 +1,13 @@
 """The shipped default model on full-resolution camera photographs (``photograph_preprocess``).
 
-The default model learnt from the APTOS 2019 224 px derivative, whose images were already cropped
-to the fundus and Ben-Graham filtered by its publisher. A user brings camera photographs instead;
-the packed model's ``photograph_preprocess`` (field-of-view crop, then drscreen's Ben Graham
-filter, then resize) turns them into inputs. This script grades the 12 full-resolution
-originals in ``<data-root>/fullres-samples`` (10 EyePACS, 2 APTOS, with their labels) that way,
-and, for the two APTOS images that also exist in ``aptos2019-224``, compares with the grade of
-the derivative image. Twelve images test that the path works and how far it agrees; they are
-far too few to validate it.
+The default model learnt from small public derivatives (APTOS 2019 at 224 px, EyePACS at 256 px).
+A user brings camera photographs instead; the production path (``Predictor.predict_files``:
+reduced decoding, the packed model's ``photograph_preprocess``, the quality gate) turns them
+into inputs. This script grades the 12 full-resolution originals in
+``<data-root>/fullres-samples`` (10 EyePACS, 2 APTOS, with their labels) that way, refers at the
+packed operating point, and, for the two APTOS images that also exist in ``aptos2019-224``,
+compares with the grade of the derivative image. Twelve images test that the path works and how
+far it agrees; they are far too few to validate it.
 
 Usage::
 
@@ -37,11 +37,15 @@ LABEL_COLUMNS = {"aptos": ("id_code", "diagnosis"), "eyepacs": ("image", "level"
 
 def grade(predictor: Predictor, path: Path) -> dict[str, Any]:
     """Predicted DR grade, referable score and the quality verdict of the photograph at ``path``."""
-    prediction = predictor.predict_array(read_image(path))
+    outcome = next(iter(predictor.predict_files([path])))
+    if outcome.prediction is None:
+        raise RuntimeError(f"{path}: {outcome.error}")
+    prediction = outcome.prediction
     quality = prediction.prepared.quality
     return {
         "grade": prediction.dr_grade,
         "p_referable": prediction.referable_score,
+        "referable": bool(prediction.referable),
         "usable": None if quality is None else bool(quality.usable),
     }
 
@@ -84,14 +88,16 @@ def main() -> None:
         "command": shlex.join(["python", "benchmarks/photographs.py", *sys.argv[1:]]),
         "rows": rows,
         "exact": sum(r["grade"] == r["label"] for r in labelled),
-        "referable_agree": sum((r["grade"] >= 2) == (r["label"] >= 2) for r in labelled),
+        "referable_agree": sum(r["referable"] == (r["label"] >= 2) for r in labelled),
+        "threshold": photograph_path.settings.operating_point.threshold,
         "n_labelled": len(labelled),
     }
     lines = [
         "# The default model on full-resolution photographs (12 images: a check, not a validation)",
         "",
-        f"Command: `{result['command']}`. Photograph path: field-of-view crop, Ben Graham, "
-        f"{photograph.size} px, quality gate on.",
+        f"Command: `{result['command']}`. Photograph path: reduced decoding, field-of-view crop, "
+        f"{photograph.enhancement}, {photograph.size} px, quality gate on; referred when "
+        f"P(referable) >= {result['threshold']:.3f} (the packed operating point).",
         "",
         "| dataset | image | label | predicted | P(referable) | usable | derivative image: predicted, P(referable) |",
         "|---|---|---:|---:|---:|---|---|",
@@ -104,7 +110,7 @@ def main() -> None:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += [
         "",
-        f"Exact grade {result['exact']}/{result['n_labelled']}, referable (DR >= 2) decision agrees "
+        f"Exact grade {result['exact']}/{result['n_labelled']}, referral decision right (label DR >= 2) "
         f"{result['referable_agree']}/{result['n_labelled']} on the labelled images.",
     ]
     args.out.mkdir(parents=True, exist_ok=True)

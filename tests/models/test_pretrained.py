@@ -108,7 +108,9 @@ def test_the_shipped_default_model_loads_offline_and_grades() -> None:
     assert validated["dr_grade"] and validated["referable"]
     assert not validated["dme_grade"] and not validated["lesion_maps"]
     assert "research use only" in packed.info["intended_use"].lower()
-    assert packed.info["metrics"]["aptos2019_val"]["n_images"] == 549
+    metrics = packed.info["metrics"]
+    assert metrics["aptos2019_test"]["n_images"] == 549 and metrics["eyepacs_test"]["n_images"] == 278
+    assert packed.info["operating_point"]["threshold"] == pytest.approx(metrics["aptos2019_test"]["referable"]["threshold"])
 
 
 def test_default_config_is_the_ablation_row_it_documents() -> None:

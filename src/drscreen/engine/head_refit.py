@@ -18,7 +18,7 @@ source with bootstrap intervals (``runs/<name>/card.json``, and ``model_info.yam
     python -m drscreen.engine.head_refit features configs/grader.yaml        # runs/<name>/features/
     python -m drscreen.engine.head_refit features configs/grader.yaml --parts val test
     python -m drscreen.engine.head_refit fit configs/grader.yaml -o optim.epochs=40
-    python -m drscreen.engine.head_refit calibrate configs/grader.yaml --info configs/grader_model_info.yaml
+    python -m drscreen.engine.head_refit calibrate configs/grader.yaml --info configs/default_model_info.yaml
 """
 
 from __future__ import annotations
