@@ -203,6 +203,24 @@ def test_a_live_model_exports_with_its_normalisation(tmp_path: Path) -> None:
     assert float((got - expected).abs().max()) < PROBABILITY_TOLERANCE
 
 
+def test_u_net_resizes_export_with_constant_scales_and_sessions_share_one_setting(tmp_path: Path) -> None:
+    """The U-Net merges' resizes get constant scales (ONNX Runtime's NCHWc layout takes them) and
+    no shape arithmetic is left; the session follows torch's thread count and does not spin."""
+    model = create_model("u2net_xs", **MODELS.get("u2net_xs").metadata["tiny"]).eval()
+    export_model(model, tmp_path / "live.onnx", input_size=TINY_SIZE)
+    graph = onnx.load(str(tmp_path / "live.onnx")).graph
+    resizes = [node for node in graph.node if node.op_type == "Resize"]
+    initializers = {tensor.name for tensor in graph.initializer}
+    assert resizes and all(len(node.input) == 3 and node.input[2] in initializers for node in resizes)
+    assert not any(node.op_type in ("Shape", "Gather") for node in graph.node)
+    backend = OnnxBackend(tmp_path / "live.onnx", threads=1)
+    options = backend.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    default = OnnxBackend(tmp_path / "live.onnx").session.get_session_options()
+    assert default.intra_op_num_threads == torch.get_num_threads()
+
+
 def test_cli_exports_a_packed_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     packed_file = pack_tiny(*TINY_GRADER, tmp_path)
     assert cli_main(["export", "--format", "onnx", "--model", str(packed_file), "--out", str(tmp_path / "m.onnx")]) == 0

@@ -11,7 +11,9 @@ ONNX goes through ``torch.onnx.export``'s TorchScript-based exporter (``dynamo=F
 shared 2-core development machine it took 5.7 s for the shipped model and 2 s for the tiny
 U²-XS-Net against 9.7 s and 27 s with the ``torch.export``-based exporter (which also needs a
 batch of 2 to keep the batch axis symbolic), for the same outputs (parity tests in
-tests/export); the batch axis is dynamic unless ``dynamic_batch=False``. Both that exporter and
+tests/export); the batch axis is dynamic unless ``dynamic_batch=False``. Bilinear resizes to a
+traced tensor's size (the U-Net merges) become ``Resize`` with constant scales
+(``constant_resize_scales``), which ONNX Runtime runs in its blocked NCHWc layout. Both that exporter and
 TorchScript are deprecated upstream in favour of ``torch.export``; their deprecation warnings are
 silenced here (torch is pinned in pyproject.toml).
 
@@ -28,6 +30,7 @@ import warnings
 import zipfile
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -196,8 +199,55 @@ def _write_onnx(
                 module, (example,), str(traced_file), input_names=[INPUT_NAME], output_names=names,
                 dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False,
             )  # fmt: skip
-        proto = onnx.load(str(traced_file))
+        proto = constant_resize_scales(onnx.load(str(traced_file)))
     del proto.metadata_props[:]
     for key, value in metadata.to_strings().items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
+
+
+def constant_resize_scales(proto: Any) -> Any:
+    """``proto`` (an ``onnx.ModelProto``) with every ``Resize`` whose ``sizes`` are computed from
+    tensor shapes given constant ``scales`` instead, where the input side ``S`` fixes both spatial
+    sizes and ``out / in`` is exact in float32 (the same output: ONNX Runtime derives its scales
+    from ``sizes`` anyway); the shape computations left unused are removed.
+
+    ONNX Runtime's NCHWc layout transformer takes only a ``Resize`` with constant scales; with
+    computed sizes the maps are reordered to and from the blocked layout around every resize.
+    """
+    import numpy as np
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    spatial: dict[str, tuple[int, int]] = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4 and all(d.HasField("dim_value") for d in dims[2:]):
+            spatial[value.name] = (dims[2].dim_value, dims[3].dim_value)
+    graph = proto.graph
+    for node in graph.node:
+        if node.op_type != "Resize" or len(node.input) < 4 or not node.input[3]:
+            continue
+        source, target = spatial.get(node.input[0]), spatial.get(node.output[0])
+        if source is None or target is None:
+            continue
+        scales = np.array([1.0, 1.0, target[0] / source[0], target[1] / source[1]], dtype=np.float32)
+        if any(float(scale) * side != size for scale, side, size in zip(scales[2:], source, target)):
+            continue
+        name = f"{node.output[0]}_scales"
+        graph.initializer.append(onnx.numpy_helper.from_array(scales, name))
+        node.input[2] = name
+        del node.input[3]
+    _remove_unused_nodes(graph)
+    return proto
+
+
+def _remove_unused_nodes(graph: Any) -> None:
+    """Remove the nodes of an ``onnx.GraphProto`` none of whose outputs is used."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+        unused = [node for node in graph.node if not any(name in used for name in node.output)]
+        if not unused:
+            return
+        for node in unused:
+            graph.node.remove(node)

@@ -103,6 +103,26 @@ class ExportMetadata:
         )
 
 
+def session_options(threads: int | None = None) -> Any:
+    """The ``onnxruntime.SessionOptions`` of every session drscreen creates.
+
+    All graph optimisations (constant folding, fusions, the CPU's blocked NCHWc layout), one
+    operator at a time on ``threads`` intra-op threads (default ``torch.get_num_threads()``, so
+    that ``OMP_NUM_THREADS``, ``torch.set_num_threads`` and the screening workers' one thread
+    apply to both runtimes), and idle threads that sleep instead of spinning: on a CPU shared
+    with the screening workers a spinning thread takes a core from them (interleaved
+    measurements in docs/performance.md).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def output_from_arrays(names: Sequence[str], arrays: Sequence[Any]) -> ModelOutput:
     """The ``ModelOutput`` of an exported network's outputs: ``arrays`` (NumPy arrays or tensors)
     in the order of their field ``names``."""
@@ -116,12 +136,13 @@ class OnnxBackend:
         path: an ONNX file written by ``drscreen.export.export_model``.
         providers: ONNX Runtime execution providers in order of preference (default: CPU).
             A provider this onnxruntime build lacks is an error, not a silent fallback.
+        threads: intra-op threads (default ``torch.get_num_threads()``; see ``session_options``).
 
     Inputs (B, 3, S, S) float32 go to the session on the CPU as NumPy arrays; outputs come back
     as float32 CPU tensors.
     """
 
-    def __init__(self, path: str | Path, providers: Sequence[str] | None = None) -> None:
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> None:
         import onnxruntime
 
         self.path = Path(path)
@@ -134,7 +155,7 @@ class OnnxBackend:
                 f"ONNX Runtime providers {missing} are not available in this onnxruntime build; "
                 f"available: {onnxruntime.get_available_providers()}"
             )
-        self.session = onnxruntime.InferenceSession(str(self.path), providers=chosen)
+        self.session = onnxruntime.InferenceSession(str(self.path), session_options(threads), providers=chosen)
         self.metadata = ExportMetadata.from_strings(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.output_names: tuple[str, ...] = tuple(output.name for output in self.session.get_outputs())
         self.lesion_classes: tuple[str, ...] = self.metadata.lesion_classes
