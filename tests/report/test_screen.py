@@ -186,3 +186,20 @@ def test_kill_9_at_any_point_then_rerun_gives_the_uninterrupted_results(tmp_path
             ids = [row["id"] for row in csv.DictReader(stream)]
         assert sorted(ids) == sorted(expected) and len(ids) == len(set(ids))
         assert not list(out.rglob("*.tmp"))
+
+
+def test_overlay_pngs_decode_to_the_drawn_pixels() -> None:
+    """Lesion and disc layers (transparent or opaque, few colours) are written as indexed PNGs,
+    other layers (graded alpha: saliency) as RGBA; both decode to the same RGBA pixels."""
+    from drscreen.report.folder import _encode, _indexed_png
+
+    drawn = np.zeros((90, 160, 4), np.uint8)
+    cv2.circle(drawn, (80, 45), 30, (255, 0, 255, 255), 2)
+    drawn[10:14, 20:30] = (200, 30, 40, 255)
+    graded = drawn.copy()
+    graded[50:60, 100:120] = (0, 0, 255, 120)
+    assert _indexed_png(drawn) is not None and _indexed_png(graded) is None
+    for layer in (drawn, graded):
+        data = np.frombuffer(_encode(layer, ".png"), np.uint8)
+        decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+        assert np.array_equal(decoded, layer)

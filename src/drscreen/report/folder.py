@@ -36,6 +36,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from drscreen._version import __version__
@@ -103,12 +104,42 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _encode(image: np.ndarray, extension: str) -> bytes:
-    """PNG/JPEG bytes of an RGB(A) uint8 image."""
+    """PNG/JPEG bytes of an RGB(A) uint8 image (a PNG indexed when ``_indexed_png`` can)."""
+    indexed = _indexed_png(image) if extension == ".png" else None
+    if indexed is not None:
+        return indexed
     converted = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ok, buffer = cv2.imencode(extension, converted, [cv2.IMWRITE_JPEG_QUALITY, 90] if extension == ".jpg" else [])
     if not ok:
         raise OSError(f"could not encode a {extension} image")
     return buffer.tobytes()
+
+
+def _indexed_png(image: np.ndarray) -> bytes | None:
+    """Indexed-colour PNG bytes of an (H, W, 4) uint8 RGBA layer whose pixels are either
+    (0, 0, 0, 0) or opaque in at most 255 colours (the lesion and disc layers), else None.
+
+    Decodes to the same RGBA pixels as an RGBA PNG, at a quarter of the data to compress: several
+    times faster to write than OpenCV's RGBA PNG at its fastest setting, and smaller.
+    """
+    if image.ndim != 3 or image.shape[2] != 4 or not image.flags.c_contiguous:
+        return None
+    packed = image.view(np.uint32)[..., 0]
+    drawn = packed != 0
+    if not (image[..., 3][drawn] == 255).all():
+        return None
+    colours, index = np.unique(packed[drawn], return_inverse=True)
+    if len(colours) > 255:
+        return None
+    indexed = np.zeros(packed.shape, np.uint8)
+    indexed[drawn] = index + 1
+    palette = np.zeros((len(colours) + 1, 4), np.uint8)
+    palette[1:] = colours.view(np.uint8).reshape(-1, 4)
+    layer = Image.fromarray(indexed, "P")
+    layer.putpalette(palette[:, :3].tobytes())
+    buffer = io.BytesIO()
+    layer.save(buffer, format="PNG", compress_level=1, transparency=0)
+    return buffer.getvalue()
 
 
 class ScreeningFolder:

@@ -149,9 +149,10 @@ class PatientView:
 
 
 def _downscaled(path: Path, mode: str) -> Image.Image:
-    """The image at ``path`` in ``mode``, its long side at most ``EMBED_PX`` (alpha premultiplied)."""
+    """The image at ``path`` in ``mode``, its long side at most ``EMBED_PX`` (alpha premultiplied;
+    an indexed-colour overlay is expanded to RGBA first)."""
     with Image.open(path) as source:
-        image = source.convert("RGBa" if mode == "RGBA" else mode)
+        image = source.convert("RGBA").convert("RGBa") if mode == "RGBA" else source.convert(mode)
     scale = EMBED_PX / max(image.size)
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
