@@ -142,3 +142,14 @@ def test_real_photos_pass(shared_data) -> None:
         failed = {path.name: _reasons(_load(path)) for path in paths}
         failed = {name: reasons for name, reasons in failed.items() if reasons}
         assert len(failed) <= 1, (name, failed)
+
+
+def test_uint8_percentiles_from_histograms_are_numpys() -> None:
+    """The gate's histogram percentiles give ``np.percentile``'s numbers exactly."""
+    from drscreen.preprocess.quality import _percentile_uint8
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 101, 5000):
+        for values in (rng.integers(0, 256, n).astype(np.uint8), np.full(n, 250, np.uint8)):
+            for q in (0, 2, 50, 95, 100):
+                assert _percentile_uint8(values, q) == float(np.percentile(values, q))
