@@ -1,14 +1,19 @@
 """Single-photograph latency of the shipped model, PyTorch vs ONNX Runtime, on this machine.
 
 For each runtime (PyTorch fp32, PyTorch with bf16 autocast, ONNX Runtime fp32 from
-``drscreen export``), one full-resolution JPEG goes through the public API 50 times:
-``read_image`` (decode) -> ``Predictor.predict_array`` (the packed photograph preprocessing,
-the network, probabilities, grade and referral); p50 / p95 of the whole and the median of each
-stage. Runs are interleaved (one run of each runtime in turn), so that the load of a shared
-machine falls on every runtime alike and their ratios stay meaningful. Then model-only
+``drscreen export``), one full-resolution JPEG goes 50 times through the steps of
+``Predictor.predict_files``, the production single-photograph path: ``read_reduced`` (decode at
+the reduced size), ``prepare_photograph`` (the packed photograph preprocessing and quality gate)
+and ``predict_prepared`` (the network, probabilities, grade and referral); p50 / p95 of the whole
+and the median of each stage (checked once against ``predict_files`` itself). Runs are
+interleaved (one run of each runtime in turn), so that the load of a shared machine falls on
+every runtime alike and their ratios stay meaningful. Then model-only
 images/s at batch 32 (the backend's forward on prepared inputs, median of 3 timed batches after
 one warm-up), and the U²-XS-Net of the mobile paper (default configuration, random weights:
-speed does not depend on them) at 512 px, model only, batch 1, 20 interleaved runs.
+speed does not depend on them) at 512 px, model only, batch 1, 20 interleaved runs: PyTorch fp32,
+bf16 autocast, bf16 autocast with channels-last weights, and ONNX Runtime fp32 (the
+``drscreen export`` file in the session ``OnnxBackend`` creates, and for comparison in a session
+with ONNX Runtime's default options).
 
 The photograph is the largest of ``<data-root>/fullres-samples/eyepacs`` (4928 x 3264 EyePACS
 JPEG) or, when that folder is absent, a generated synthetic fundus of that size (JPEG q95).
@@ -22,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import shlex
@@ -42,7 +48,9 @@ from drscreen.engine.runs import write_json
 from drscreen.export import export_model
 from drscreen.inference import OnnxBackend, Predictor, TorchBackend
 from drscreen.io import read_image
+from drscreen.io.draft import read_reduced
 from drscreen.models import create_model, load_pretrained
+from drscreen.preprocess.photograph import prepare_photograph
 from drscreen.synth import generate_fundus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,9 +97,9 @@ def photograph_latency(predictors: dict[str, Predictor], path: Path, runs: int) 
 
     def once(predictor: Predictor) -> dict[str, float]:
         start = time.perf_counter()
-        image = read_image(path)
+        photo = read_reduced(path)
         decoded = time.perf_counter()
-        prepared = predictor.prepare(image)
+        prepared = prepare_photograph(predictor.preprocessor.config, photo)
         ready = time.perf_counter()
         prediction = predictor.predict_prepared([prepared])[0]
         done = time.perf_counter()
@@ -101,6 +109,9 @@ def photograph_latency(predictors: dict[str, Predictor], path: Path, runs: int) 
     for predictor in predictors.values():  # warm-up: allocators, ONNX Runtime's first-run planning
         once(predictor)
         once(predictor)
+        staged = predictor.predict_prepared([prepare_photograph(predictor.preprocessor.config, read_reduced(path))])[0]
+        production = next(iter(predictor.predict_files([path]))).prediction
+        assert production is not None and np.allclose(production.dr_probs, staged.dr_probs, rtol=0, atol=1e-6)
     for _ in range(runs):
         for name, predictor in predictors.items():
             for stage, value in once(predictor).items():
@@ -140,6 +151,12 @@ def model_latency(forwards: dict[str, Forward], images: torch.Tensor, runs: int)
     return {name: percentiles(values) for name, values in seconds.items()}
 
 
+def default_session(path: Path) -> Forward:
+    """A forward of the ONNX file at ``path`` in a session with ONNX Runtime's default options."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda images: session.run(None, {"images": images.numpy()})
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, threads, bf16 support and library versions."""
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -165,7 +182,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"({info['torch_threads']} threads), onnxruntime {info['onnxruntime']}; shared with other jobs "
         f"(1-minute load average {results['load_average_1min'][0]:.1f} before, {results['load_average_1min'][1]:.1f} after).",
         f"Photograph: {photo['description']}, {photo['width']} x {photo['height']} JPEG; shipped model at "
-        f"{results['input_size']} px; {results['runs']} interleaved runs per runtime.", "",
+        f"{results['input_size']} px; {results['runs']} interleaved runs per runtime of the steps of "
+        "`Predictor.predict_files` (reduced decode, `prepare_photograph`, network).", "",
         f"Command: `{results['command']}`", "",
         "| runtime | photograph p50 ms | p95 ms | decode ms | prepare ms | model + probabilities ms "
         "| p50 vs torch fp32 | model-only images/s (batch 32) | vs torch fp32 |",
@@ -217,7 +235,9 @@ def main() -> None:
         u2xs_forwards = {
             "torch fp32": TorchBackend(u2xs),
             "torch bf16 autocast": TorchBackend(u2xs, amp="bf16"),
+            "torch bf16 autocast, channels-last": TorchBackend(copy.deepcopy(u2xs), amp="bf16", channels_last=True),
             "onnxruntime fp32": OnnxBackend(scratch / "u2net_xs.onnx"),
+            "onnxruntime fp32, default session options": default_session(scratch / "u2net_xs.onnx"),
         }
         u2xs_latency = model_latency(u2xs_forwards, torch.randn(1, 3, U2XS_SIZE, U2XS_SIZE), args.model_runs)
 

@@ -11,6 +11,10 @@ fundus upscaled to the height of a camera frame and padded to 3:2, sizes as in
   (bf16 only where the CPU has AVX-512 BF16 or AMX), images/s;
 * end to end: ``drscreen.report.screen`` from files to a written result folder, without and with
   saliency maps, photographs/s, and its ratio to model-only in the same precision;
+* the upper bound of that ratio on this machine given the reduced decode alone (``ratio_bound``:
+  the network turns all ``n`` cores into its rate, so a photograph's decode, ``t_decode`` seconds
+  on one core, takes ``t_decode / n`` from it: ``t_model / (t_model + t_decode / n)`` with
+  ``t_model`` = 1 / model images/s);
 * agreement: grades and quality-gate outcomes of the reduced path against a full decode, and of
   bf16 against fp32;
 * a cProfile of the end-to-end path in one process (``workers=0``), summed by stage.
@@ -152,6 +156,14 @@ def model_rate(predictor: Predictor, batch: torch.Tensor, repeats: int) -> float
     return rate(repeats * len(batch), time.perf_counter() - started)
 
 
+def ratio_bound(model_per_s: float, decode_per_s: float, cores: int) -> float:
+    """Largest end-to-end / model-only ratio on ``cores`` cores when every photograph must be
+    decoded (``decode_per_s`` on one core) and the network alone runs at ``model_per_s`` on all
+    of them: ``t_model / (t_model + t_decode / cores)``."""
+    t_model, t_decode = 1.0 / model_per_s, 1.0 / decode_per_s
+    return round(t_model / (t_model + t_decode / cores), 3)
+
+
 def end_to_end(paths: Sequence[Path], out: Path, screener: Screener, workers: int) -> float:
     """Photographs/s of ``drscreen.report.screen`` from the files to a written folder."""
     shutil.rmtree(out, ignore_errors=True)
@@ -287,6 +299,7 @@ def main() -> None:
                 )
                 row[f"end_to_end_{amp}_per_s"] = speed
                 row[f"ratio_{amp}"] = round(speed / model[amp], 3)
+                row[f"ratio_bound_{amp}"] = ratio_bound(model[amp], row["decode_per_s"]["reduced"], info["cores"])
             saliency_paths = paths[: args.saliency]
             row["end_to_end_saliency_fp32_per_s"] = timed(
                 f"{name} end to end with saliency",
@@ -308,6 +321,7 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "throughput.md").write_text(markdown(results))
@@ -320,25 +334,31 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Screening throughput",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores (shared; load average {info['load_average_at_start']:.1f} "
-        f"at start), torch {info['torch']} ({info['torch_cpu_capability']}, {info['torch_threads']} threads), "
+        f"Machine: {info['cpu']}, {info['cores']} cores (shared; 1-minute load average "
+        f"{info['load_average_at_start']:.1f} at start, {results['load_average_at_end']:.1f} at end), "
+        f"torch {info['torch']} ({info['torch_cpu_capability']}, {info['torch_threads']} threads), "
         f"AVX-512 BF16: {info['avx512_bf16']}, AMX: {info['amx_bf16']}.",
         f"Command: `{results['command']}`; end to end with {results['workers']} worker processes, batch "
         f"{results['batch_size']}; model only at batch {results['model_batch']}.",
         "",
         "| set | photographs | decode full /s | decode reduced /s | model fp32 img/s | end to end fp32 /s | ratio fp32 "
-        "| model bf16 img/s | end to end bf16 /s | ratio bf16 | end to end with saliency (fp32) /s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| upper bound fp32 | model bf16 img/s | end to end bf16 /s | ratio bf16 | upper bound bf16 "
+        "| end to end with saliency (fp32) /s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     model = results["model_images_per_s"]
     for name, row in results["sets"].items():
         lines.append(
             f"| {name} | {row['photographs']} | {row['decode_per_s']['full']} | {row['decode_per_s']['reduced']} "
-            f"| {model['fp32']} | {row['end_to_end_fp32_per_s']} | {row['ratio_fp32']} "
+            f"| {model['fp32']} | {row['end_to_end_fp32_per_s']} | {row['ratio_fp32']} | {row['ratio_bound_fp32']} "
             f"| {model.get('bf16', '-')} | {row.get('end_to_end_bf16_per_s', '-')} | {row.get('ratio_bf16', '-')} "
-            f"| {row['end_to_end_saliency_fp32_per_s']} |"
+            f"| {row.get('ratio_bound_bf16', '-')} | {row['end_to_end_saliency_fp32_per_s']} |"
         )
     lines += [
+        "",
+        "Upper bound: t_model / (t_model + t_decode / n), t_model = 1 / model images/s, t_decode = 1 / decode "
+        f"reduced /s (one core), n = {info['cores']} cores: the best end to end / model-only ratio when decoding "
+        "is the only work besides the network.",
         "",
         "GPU (H100/H200): not measured: no GPU lent to this session (`benchmarks/gpu_throughput.sh` is ready).",
         "",
