@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from sklearn.metrics import log_loss
 from torch import Tensor
 
-from drscreen.losses import LOSSES, MultiTaskLoss, TaskTargets, create_loss, list_losses
+from drscreen.losses import LOSSES, UNION_POSITIVE, MultiTaskLoss, TaskTargets, create_loss, list_losses
 from drscreen.losses.classification import sord_targets
 from drscreen.losses.segmentation import soft_dice_coefficient, u2net_class_weights
 from drscreen.models.output import ModelOutput
@@ -396,6 +396,7 @@ def _random_case(name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "dice": lambda: ((lesion, masks), {}),
         "focal_bce_dice": lambda: ((lesion, masks), {}),
         "deep_supervision": lambda: (([lesion, lesion[..., ::2, ::2]], masks), {}),
+        "lesion_union": lambda: ((lesion, torch.cat([masks[:1], masks[1:] * UNION_POSITIVE])), {}),
         "multitask": lambda: (
             (_output(batch=2, lesions=3), TaskTargets(dr=grades[:2], lesion_masks=masks)),
             {},
@@ -407,7 +408,7 @@ def _random_case(name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
 def test_every_registered_loss_is_documented_and_runs_backward() -> None:
     assert set(list_losses()) == {
         "cross_entropy", "focal", "sord", "regression", "softtriple",
-        "lesion_ce", "dice", "focal_bce_dice", "deep_supervision", "multitask",
+        "lesion_ce", "dice", "focal_bce_dice", "deep_supervision", "lesion_union", "multitask",
     }  # fmt: skip
     for name in list_losses():
         entry = LOSSES.get(name)

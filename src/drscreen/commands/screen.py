@@ -38,6 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         "patient_id, laterality, visit, field) or DICOM files")  # fmt: skip
     parser.add_argument("--out", required=True, help="output folder (created; reused by a rerun)")
     parser.add_argument("--model", help="packed model file (default: the shipped model)")
+    parser.add_argument("--lesion-model", default="none", metavar="PACKED|default|none",
+                        help="separate lesion segmenter whose maps give the lesion findings, overlays and optic disc: "
+                        "a packed file, or 'default' for the shipped drscreen_lesions.pt (docs/model_card.md: not "
+                        "better than the grading model's maps on real images yet); 'none' (default) keeps the "
+                        "grading model's lesion maps")  # fmt: skip
     parser.add_argument(
         "--operating-point", metavar="THRESHOLD|sensitivity=S",
         help="referral threshold on the referable score, e.g. 0.4, or a target sensitivity on the model's "
@@ -83,13 +88,18 @@ def _run_screen(args: argparse.Namespace) -> int:
         summary = screen(
             args.inputs, args.out, model=args.model, operating_point=args.operating_point,
             explain=not args.no_explain, device=args.device, amp=args.amp, batch_size=args.batch_size,
-            runtime=args.runtime, progress=not args.quiet, **options,
+            runtime=args.runtime, progress=not args.quiet, lesion_model=_lesion_model(args), **options,
         )  # fmt: skip
     except (ManifestError, FileNotFoundError, InputError, ValueError) as error:
         print(f"drscreen screen: {error}", file=sys.stderr)
         return EXIT_USAGE
     _print_summary(summary)
     return summary.exit_code
+
+
+def _lesion_model(args: argparse.Namespace) -> str | None:
+    """``--lesion-model``: a file, ``"default"`` (the shipped one) or None for ``none``."""
+    return None if args.lesion_model.lower() == "none" else args.lesion_model
 
 
 def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any]) -> int:
@@ -104,7 +114,7 @@ def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any
     with process_group():
         screener = Screener(args.model, operating_point=args.operating_point, explain=not args.no_explain,
                             device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size,
-                            runtime=args.runtime)  # fmt: skip
+                            runtime=args.runtime, lesion_model=_lesion_model(args))  # fmt: skip
         lead = rank.rank == 0
         if lead:
             ScreeningFolder(args.out)  # removes a killed run's unfinished writes before any rank writes

@@ -84,6 +84,9 @@ class DataConfig:
     settings (``drscreen.preprocess``), training size included. ``augmentation``: training
     augmentation. ``balance_sources``: every training epoch draws as many images from each source
     (``Sample.dataset``), and validation adds per-source metrics (``drscreen.engine.sources``).
+    ``lesion_union``: training images whose lesion classes are known only through their union
+    (``LESION_UNION``, the ``idrid-seg-subset`` folder) supervise the lesion maps through it;
+    needs the ``lesion_union`` loss (``loss.kwargs.lesion_loss``). Validation ignores them.
     """
 
     train: list[DatasetSpec]
@@ -94,6 +97,7 @@ class DataConfig:
     folds: FoldConfig = field(default_factory=FoldConfig)
     balance_grades: bool = False
     balance_sources: bool = False
+    lesion_union: bool = False
     preprocess: dict[str, Any] = field(default_factory=dict)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)

@@ -27,9 +27,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from drscreen.data import Sample
+from drscreen.data import LESION_UNION, Sample
+from drscreen.grading import SEGMENTATION_LESIONS
 from drscreen.io import read_image, read_mask
-from drscreen.losses import TaskTargets
+from drscreen.losses import UNION_POSITIVE, TaskTargets
 from drscreen.preprocess import CropGeometry, Normalization, PreprocessConfig, Preprocessor
 from drscreen.transforms import JointAugmentation
 
@@ -45,9 +46,10 @@ _NOT_IN_PIXELS = frozenset({"normalization", "quality_gate", "quality_thresholds
 class PreparedSample:
     """A sample after preprocessing, before augmentation.
 
-    ``image``: (S, S, 3) uint8 RGB. ``masks``: (C, S, S) uint8 0/1 in the requested lesion-class
-    order, or ``None`` when the sample has no usable masks. ``geometry``: the crop, to map
-    results back onto the original image.
+    ``image``: (S, S, 3) uint8 RGB. ``masks``: (C, S, S) uint8 0/1 (0 / ``UNION_POSITIVE`` in
+    channels known through their union) in the requested lesion-class order, or ``None`` when
+    the sample has no usable masks. ``geometry``: the crop, to map results back onto the
+    original image.
     """
 
     image: np.ndarray
@@ -83,9 +85,27 @@ class Batch:
         return Batch(self.images.pin_memory(), targets, self.indices)
 
 
-def mask_classes_available(sample: Sample, classes: Sequence[str]) -> bool:
-    """True when ``sample`` has a lesion annotation covering every class of ``classes``."""
-    return bool(classes) and sample.lesion_masks is not None and all(c in sample.lesion_masks for c in classes)
+def mask_classes_available(sample: Sample, classes: Sequence[str], *, union: bool = False) -> bool:
+    """True when ``sample`` has a lesion annotation covering every class of ``classes``.
+
+    With ``union``, a lesion class (``SEGMENTATION_LESIONS``) is also covered by the sample's
+    ``LESION_UNION`` mask (see ``union_classes``).
+    """
+    if not classes or sample.lesion_masks is None:
+        return False
+    return all(c in sample.lesion_masks for c in classes) or (union and bool(union_classes(sample, classes)))
+
+
+def union_classes(sample: Sample, classes: Sequence[str]) -> tuple[str, ...]:
+    """The lesion classes of ``classes`` that ``sample`` knows only through its union mask.
+
+    Empty unless the annotation has ``LESION_UNION`` and covers every other class of ``classes``.
+    """
+    masks = sample.lesion_masks or {}
+    if LESION_UNION not in masks:
+        return ()
+    missing = tuple(c for c in classes if c not in masks)
+    return missing if missing and all(c in SEGMENTATION_LESIONS for c in missing) else ()
 
 
 class PreparedCache:
@@ -147,6 +167,9 @@ class FundusDataset(Dataset[Example]):
         cache: where prepared samples are stored, ``None`` to prepare every time.
         seed: with ``set_epoch``, makes every augmentation draw a function of (seed, epoch,
             index) alone, whatever the worker count and across resumes.
+        lesion_union: samples that know their lesion classes only through ``LESION_UNION``
+            have masks too: each such channel holds 0 and ``UNION_POSITIVE`` where the union is
+            positive (for the ``lesion_union`` loss; training only, metrics cannot read them).
     """
 
     def __init__(
@@ -159,6 +182,7 @@ class FundusDataset(Dataset[Example]):
         augment: JointAugmentation | None = None,
         cache: PreparedCache | None = None,
         seed: int = 0,
+        lesion_union: bool = False,
     ) -> None:
         self.samples = list(samples)
         self.preprocessor = preprocessor
@@ -168,7 +192,10 @@ class FundusDataset(Dataset[Example]):
         self.cache = cache
         self.seed = seed
         self.epoch = 0
-        self.has_masks = [mask_classes_available(s, self.lesion_classes) for s in self.samples]
+        self.union = [union_classes(s, self.lesion_classes) if lesion_union else () for s in self.samples]
+        self.has_masks = [
+            mask_classes_available(s, self.lesion_classes, union=lesion_union) for s in self.samples
+        ]
         incomplete = sum(
             s.lesion_masks is not None and not ok for s, ok in zip(self.samples, self.has_masks, strict=True)
         )
@@ -190,7 +217,10 @@ class FundusDataset(Dataset[Example]):
         sample = self.samples[index]
         if self.cache is None:
             return self._prepare(index)
-        path = self.cache.path(sample, self.lesion_classes if self.has_masks[index] else ())
+        classes = self.lesion_classes if self.has_masks[index] else ()
+        if self.union[index]:
+            classes = (*classes, f"{LESION_UNION}:{','.join(self.union[index])}")
+        path = self.cache.path(sample, classes)
         prepared = self.cache.load(path) if path.is_file() else None
         if prepared is None:
             prepared = self._prepare(index)
@@ -207,12 +237,14 @@ class FundusDataset(Dataset[Example]):
             size = image.shape[:2]
             channels = []
             for code in self.lesion_classes:
-                mask_path = sample.lesion_masks[code]
+                from_union = code in self.union[index]
+                mask_path = sample.lesion_masks[LESION_UNION if from_union else code]
                 if mask_path is None:
                     channels.append(np.zeros(size, np.uint8))
                 else:
                     prepared = self.preprocessor.prepare_mask(read_mask(mask_path), result.geometry)
-                    channels.append(np.asarray(prepared, dtype=bool).astype(np.uint8))
+                    value = int(UNION_POSITIVE) if from_union else 1
+                    channels.append(np.asarray(prepared, dtype=bool).astype(np.uint8) * np.uint8(value))
             masks = np.stack(channels)
         return PreparedSample(image, masks, result.geometry)
 

@@ -172,6 +172,7 @@ class Trainer:
             augment=self.augment if train else None,
             cache=self.cache,
             seed=self.config.train.seed,
+            lesion_union=train and self.config.data.lesion_union,
         )
 
     def _train_loader(

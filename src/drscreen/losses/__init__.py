@@ -6,7 +6,7 @@ from drscreen.registry import import_submodules
 import_submodules(__name__)
 
 from drscreen.losses.multitask import MULTITASK_PRESETS, MultiTaskLoss  # noqa: E402
-from drscreen.losses.targets import MISSING, TaskTargets  # noqa: E402
+from drscreen.losses.targets import MISSING, UNION_POSITIVE, TaskTargets  # noqa: E402
 
 __all__ = [
     "LOSSES",
@@ -14,6 +14,7 @@ __all__ = [
     "MULTITASK_PRESETS",
     "MultiTaskLoss",
     "TaskTargets",
+    "UNION_POSITIVE",
     "create_loss",
     "list_losses",
     "register_loss",

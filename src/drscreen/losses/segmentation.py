@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drscreen.losses.registry import create_loss, register_loss
+from drscreen.losses.targets import UNION_POSITIVE
 
 LesionActivation = Literal["sigmoid", "softmax"]
 
@@ -198,6 +199,71 @@ class FocalBCEDiceLoss(nn.Module):
         )
         weights = u2net_class_weights(target, self.weight_power)
         return (per_class * weights).sum() / per_class.numel()
+
+
+@register_loss(
+    "lesion_union",
+    paper="drscreen: per-class sigmoid maps trained with sources that annotate only the union "
+    "of the lesion classes (the idrid-seg-subset folder)",
+    description="a lesion loss on the known channels, and on the per-pixel maximum of the "
+    "channels known only through their union",
+)
+class UnionLesionLoss(nn.Module):
+    """A lesion loss that also learns from masks that merged several classes into one.
+
+    Masks hold 0 / 1 per known channel; a sample whose classes are known only through their
+    union holds 0 and ``UNION_POSITIVE`` in every channel of that group (``drscreen.engine``
+    writes them with ``data.lesion_union``). Per sample, the channels holding ``UNION_POSITIVE``
+    somewhere form its group. Samples without one are scored by ``base`` as they are. For the
+    others the group's channels are replaced by a single channel, the per-pixel maximum of their
+    logits (the sigmoid is monotone, so this is the maximum of the probabilities and the gradient
+    reaches only the arg-max channel of each pixel), whose target is the union; their other
+    channels (the optic disc, say) keep their own masks and ``base`` scores the
+    (B_u, 1 + C - G, H, W) result. The two parts are averaged weighted by their sample counts.
+    All union samples of a batch must share one group.
+
+    Shapes: see the module docstring (sigmoid maps only). Returns a scalar.
+
+    Args:
+        base: a registered lesion-loss name or a loss module (``focal_bce_dice`` by default).
+        base_config: keyword arguments for ``create_loss(base, ...)`` when ``base`` is a name.
+    """
+
+    def __init__(self, base: str | nn.Module = "focal_bce_dice", base_config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.base = create_loss(base, **(base_config or {})) if isinstance(base, str) else base
+
+    def forward(
+        self, logits: Tensor, masks: Tensor, activation: LesionActivation = "sigmoid"
+    ) -> Tensor:
+        if activation != "sigmoid":
+            raise ValueError("lesion_union scores sigmoid maps only")
+        if logits.dim() != 4 or masks.dim() != 4 or logits.shape[:2] != masks.shape[:2]:
+            raise ValueError(
+                f"expected (B,C,H,W) logits and masks of as many channels, got "
+                f"{tuple(logits.shape)}, {tuple(masks.shape)}"
+            )
+        if logits.shape[-2:] != masks.shape[-2:]:
+            logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+        grouped = (masks == UNION_POSITIVE).flatten(2).any(dim=2)  # (B, C)
+        union_rows = grouped.any(dim=1)
+        if not bool(union_rows.any()):
+            return self.base(logits, masks, activation)
+        group = grouped[union_rows]
+        if not bool((group == group[0]).all()):
+            raise ValueError("lesion_union: the union samples of a batch must share one channel group")
+        group = group[0]
+        union_logits, union_masks = logits[union_rows], masks[union_rows]
+        merged_logits = torch.cat(
+            [union_logits[:, group].amax(dim=1, keepdim=True), union_logits[:, ~group]], dim=1
+        )
+        union_target = (union_masks[:, group] == UNION_POSITIVE).any(dim=1, keepdim=True)
+        merged_masks = torch.cat([union_target.to(masks.dtype), union_masks[:, ~group]], dim=1)
+        loss = self.base(merged_logits, merged_masks, activation) * union_rows.sum()
+        if not bool(union_rows.all()):
+            known = ~union_rows
+            loss = loss + self.base(logits[known], masks[known], activation) * known.sum()
+        return loss / logits.shape[0]
 
 
 @register_loss(

@@ -10,6 +10,10 @@ from torch import Tensor
 
 #: Grade value that marks a missing label.
 MISSING = -1
+#: Lesion-mask value of a pixel where the union of a group of channels is positive but the class
+#: is unknown (a source that merged the lesion classes, ``drscreen.data.LESION_UNION``): every
+#: channel of the group holds it there, and ``lesion_union`` scores their per-pixel maximum.
+UNION_POSITIVE = 2.0
 
 
 @dataclass
@@ -21,7 +25,8 @@ class TaskTargets:
         dme: (B,) int64 IDRiD DME grade 0-2, ``-1`` where missing (``None``: all missing).
         lesion_masks: (B, C, H, W) float in [0, 1], channels in the model's ``lesion_classes``
             order, or ``None`` when no sample of the batch has masks. Rows of samples without
-            masks are ignored (fill them with zeros).
+            masks are ignored (fill them with zeros). Channels known only through their union
+            hold 0 and ``UNION_POSITIVE`` (read by the ``lesion_union`` loss alone).
         has_lesion_masks: (B,) bool, False where the sample's masks are missing; the lesion term
             skips those samples (SUNet's partially annotated training set).
 

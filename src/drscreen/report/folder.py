@@ -266,6 +266,7 @@ def screen(
     runtime: str = "torch",
     command: str | None = None,
     shard: bool = False,
+    lesion_model: str | Path | None = None,
 ) -> RunSummary:
     """Screen ``inputs`` (files, folders, CSV manifests, DICOM, arrays, PIL images; see
     ``drscreen.screening.collect_inputs``) into the folder ``out_dir``; returns what happened.
@@ -273,7 +274,9 @@ def screen(
     ``labels``: a CSV of reference grades (``id``, ``dr_grade``, optional ``dme_grade``) for the
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
     ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
-    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``shard``: this call is one of several
+    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``lesion_model``: the separate lesion
+    segmenter (``Screener``: a packed file or ``"default"``, the shipped one; None: the grading
+    model's maps). ``shard``: this call is one of several
     processes writing into the folder at once (``torchrun``): it neither cleans up temporary files
     nor writes the tables and the report, which one final call over all inputs does.
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.
@@ -284,7 +287,7 @@ def screen(
     folder = ScreeningFolder(out_dir, overlay_size, clean=not shard)
     screener = screener or Screener(
         model, operating_point=operating_point, explain=explain, device=device, amp=amp, batch_size=batch_size,
-        runtime=runtime,
+        runtime=runtime, lesion_model=lesion_model,
     )
     summary = RunSummary(out_dir=folder.root, n_inputs=len(records))
     todo, reused = _split_done(records, folder, screener)

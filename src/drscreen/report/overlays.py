@@ -39,12 +39,16 @@ def preview(screened: ScreenedImage, size: int | None = DISPLAY_SIZE) -> np.ndar
 def overlay_layers(screened: ScreenedImage, threshold: float, size: int | None = DISPLAY_SIZE) -> dict[str, np.ndarray]:
     """``{"lesions", "disc", "saliency"}`` -> (h, w, 4) uint8 RGBA layers at display size.
 
-    A layer is missing when its source is (an ungradable image has none).
+    A layer is missing when its source is (an ungradable image has none). Lesion maps and
+    landmarks are placed through the crop they were computed in (``screened.lesion_prepared``:
+    a separate lesion model's), the saliency through the grading model's (``screened.prepared``).
     """
     height, width = screened.prepared.geometry.original_size  # the frame of ``screened.image``
     factor = display_scale(width, height, size)
     display = (max(1, round(height * factor)), max(1, round(width * factor)))
     geometry = screened.prepared.geometry.rescaled(factor, display)
+    lesion_view = screened.lesion_prepared or screened.prepared
+    lesion_geometry = lesion_view.geometry.rescaled(factor, display)
     shape = geometry.original_size
     layers: dict[str, np.ndarray] = {}
     if screened.lesion_probs is not None:
@@ -52,11 +56,11 @@ def overlay_layers(screened: ScreenedImage, threshold: float, size: int | None =
         lesions = np.zeros((*shape, 4), np.uint8)
         for code in SEGMENTATION_LESIONS:
             if code in screened.lesion_classes:
-                mask = geometry.to_original(probs[screened.lesion_classes.index(code)] >= threshold, "linear")
+                mask = lesion_geometry.to_original(probs[screened.lesion_classes.index(code)] >= threshold, "linear")
                 lesions[mask] = (*lesion_color(code), 255)
         layers["lesions"] = lesions
     if screened.landmarks is not None:
-        layers["disc"] = _disc_layer(screened, geometry, threshold)
+        layers["disc"] = _disc_layer(screened, lesion_geometry, threshold)
     if screened.saliency is not None:
         heat = geometry.to_original(screened.saliency.astype(np.float32), "linear")
         colours = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)[..., ::-1]
@@ -66,7 +70,8 @@ def overlay_layers(screened: ScreenedImage, threshold: float, size: int | None =
 
 
 def _disc_layer(screened: ScreenedImage, geometry: CropGeometry, threshold: float) -> np.ndarray:
-    """Optic-disc outline (model map, else the located disc's circle), fovea cross, macula circle."""
+    """Optic-disc outline (model map, else the located disc's circle), fovea cross, macula circle;
+    ``geometry``: from the lesion maps' crop to the display frame."""
     assert screened.landmarks is not None
     layer = np.zeros((*geometry.original_size, 4), np.uint8)
     thickness = max(1, round(max(geometry.original_size) / 400))

@@ -3,7 +3,8 @@
 ``load_photograph`` is the one way: hash the content, read the photograph reduced to the size the
 analysis and the default display need (``drscreen.io.draft``: DCT-scaled JPEG decoding, area
 averaging for other formats and in-memory images), prepare it (field of view, crop, quality gate)
-on the reduced image, and map the crop geometry back to the original photograph. Quality
+on the reduced image, and map the crop geometry back to the original photograph; with a
+separate lesion model, prepare the same reduced image a second time with its preprocessing. Quality
 thresholds and measurements in original pixels (``min_fov_diameter_px``, ``fov_diameter_px``)
 are converted by the reduction factor, so the gate judges the photograph, not its reduced copy.
 
@@ -43,6 +44,18 @@ PARENT_CHECK_SECONDS = 1.0
 
 
 @dataclass(eq=False)
+class PreparedView:
+    """The photograph prepared for one more network (the lesion segmenter).
+
+    ``prepared``: its input; the geometry maps its crop to ``PreparedPhotograph.image``.
+    ``original_geometry``: the same crop in the original photograph's pixels.
+    """
+
+    prepared: PreparedImage
+    original_geometry: CropGeometry
+
+
+@dataclass(eq=False)
 class PreparedPhotograph:
     """One input read and prepared.
 
@@ -54,6 +67,7 @@ class PreparedPhotograph:
         original_size: (H, W) of the original photograph, px.
         digest: SHA-256 of the file's bytes (or of the in-memory image).
         seconds: time spent hashing, reading and preparing, s.
+        lesion: the lesion model's view of the same reduced read, or None without one.
     """
 
     image: np.ndarray
@@ -62,6 +76,7 @@ class PreparedPhotograph:
     original_size: tuple[int, int]
     digest: str
     seconds: float
+    lesion: PreparedView | None = None
 
 
 @dataclass(frozen=True)
@@ -82,11 +97,13 @@ def load_photograph(
     config: PreprocessConfig,
     digest: Callable[[ScreeningInput], str],
     display_size: int | None = MIN_LONG_SIDE,
+    lesion_config: PreprocessConfig | None = None,
 ) -> PreparedPhotograph | LoadFailure:
     """Hash, read (reduced) and prepare one input; never raises for a bad input.
 
     ``display_size``: long side (px) the returned ``image`` must have at least (None: full
     resolution). The analysis never depends on it: a larger display is a second, display-only read.
+    ``lesion_config``: also prepare the reduced image for a separate lesion model (``lesion``).
     """
     started = time.perf_counter()
     try:
@@ -97,20 +114,28 @@ def load_photograph(
             assert item.image is not None
             photo = reduce_photograph(item.image)
         prepared = prepare_reduced(config, photo)
+        lesion = None if lesion_config is None else prepare_reduced(lesion_config, photo)
         image, ratio = _display(item, photo, display_size)
     except InputError as error:
         return LoadFailure(error.code, error.reason)
     except (OSError, ValueError) as error:
         return LoadFailure("unreadable", str(error))
-    display_prepared = replace(prepared, geometry=prepared.geometry.rescaled(ratio, image.shape[:2]))
     return PreparedPhotograph(
         image=image,
-        prepared=display_prepared,
+        prepared=_in_display(prepared, ratio, image.shape[:2]),
         original_geometry=prepared.geometry.rescaled(photo.factor, photo.original_size),
         original_size=photo.original_size,
         digest=content,
         seconds=time.perf_counter() - started,
+        lesion=None if lesion is None else PreparedView(
+            _in_display(lesion, ratio, image.shape[:2]), lesion.geometry.rescaled(photo.factor, photo.original_size)
+        ),
     )
+
+
+def _in_display(prepared: PreparedImage, ratio: int, shape: tuple[int, ...]) -> PreparedImage:
+    """``prepared`` with its geometry mapped from the reduced read to the display image ((h, w) ``shape``)."""
+    return replace(prepared, geometry=prepared.geometry.rescaled(ratio, shape))
 
 
 def _display(item: ScreeningInput, photo: ReducedPhotograph, display_size: int | None) -> tuple[np.ndarray, int]:
@@ -158,6 +183,7 @@ class PhotographLoader:
         digest: content hash of an input (a module-level function: it is sent to the workers).
         workers: worker processes (0: load in the calling process).
         display_size: see ``load_photograph``.
+        lesion_config: the separate lesion model's preprocessing, or None (``load_photograph``).
         prefetch: inputs in flight at most (default ``PREFETCH_PER_WORKER * workers``).
     """
 
@@ -168,6 +194,7 @@ class PhotographLoader:
         *,
         workers: int = 0,
         display_size: int | None = MIN_LONG_SIDE,
+        lesion_config: PreprocessConfig | None = None,
         prefetch: int | None = None,
     ) -> None:
         if workers < 0:
@@ -176,6 +203,7 @@ class PhotographLoader:
         self.digest = digest
         self.workers = workers
         self.display_size = display_size
+        self.lesion_config = lesion_config
         self.prefetch = max(1, prefetch if prefetch is not None else PREFETCH_PER_WORKER * workers)
 
     def load(
@@ -186,7 +214,7 @@ class PhotographLoader:
         head = list(islice(stream, 2))
         if self.workers == 0 or len(head) < 2:
             for item in chain(head, stream):
-                yield item, load_photograph(item, self.config, self.digest, self.display_size)
+                yield item, load_photograph(item, self.config, self.digest, self.display_size, self.lesion_config)
             return
         yield from self._load_in_workers(chain(head, stream))
 
@@ -205,7 +233,9 @@ class PhotographLoader:
             def submit(count: int) -> None:
                 for item in islice(stream, count):
                     pending.append(
-                        (item, pool.submit(load_photograph, item, self.config, self.digest, self.display_size))
+                        (item, pool.submit(
+                            load_photograph, item, self.config, self.digest, self.display_size, self.lesion_config
+                        ))  # fmt: skip
                     )
 
             submit(self.prefetch)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Version of the result layout (``ImageResult.schema_version``).
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 #: Printed with every result.
 RESEARCH_NOTICE = (
     "Research output of drscreen, not a medical device: not for diagnosis, screening decisions or patient care."
@@ -93,8 +93,18 @@ class ExplanationResult(_Strict):
     skipped: list[str]
 
 
+class LesionModelProvenance(_Strict):
+    """The separate lesion segmenter whose maps gave the lesion findings, overlays and optic disc."""
+
+    model_name: str
+    model_version: str | None
+    weights_sha256: str
+    runtime: str
+    preprocess: dict[str, Any]
+
+
 class Provenance(_Strict):
-    """Everything needed to reproduce the result."""
+    """Everything needed to reproduce the result (``model_*`` and ``weights_sha256``: the grading model)."""
 
     drscreen_version: str
     model_name: str
@@ -103,6 +113,11 @@ class Provenance(_Strict):
     runtime: str
     preprocess: dict[str, Any]
     settings: dict[str, Any]
+    lesion_model: LesionModelProvenance | None = Field(
+        default=None,
+        description="the lesion segmenter that gave the lesion findings, overlays and optic disc; "
+        "null: the grading model's own lesion maps",
+    )
     settings_key: str = Field(description="hash of everything above that changes a result")
     seconds: float = Field(description="wall time of this image, read to written")
     created: str = Field(description="UTC time, ISO 8601")

@@ -5,6 +5,9 @@ Settings go in the constructor (model, operating point, explanation, device, bat
 decoding, worker processes) while it predicts batch by batch through the inference core
 (``drscreen.inference.Predictor``, quality gate always on), and finishes each image: retinal
 landmarks, laterality check, lesion findings per region, the default explanation, provenance.
+With a separate lesion model (``lesion_model="default"``: the shipped ``drscreen_lesions.pt``) the
+same reduced read is prepared a second time with that model's preprocessing (512 px), and its
+maps, not the grader's, give the lesion findings, the overlays and the optic disc of the landmarks.
 What becomes files (JSON, CSV, overlays, HTML) is ``drscreen.report``'s business.
 """
 
@@ -27,7 +30,7 @@ from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
 from drscreen.inference import Prediction, Predictor
 from drscreen.io.draft import MIN_LONG_SIDE
-from drscreen.models.pretrained import DEFAULT_MODEL_FILE, load_pretrained
+from drscreen.models.pretrained import DEFAULT_LESION_MODEL_FILE, DEFAULT_MODEL_FILE, load_pretrained
 from drscreen.preprocess import CropGeometry, PreparedImage
 from drscreen.screening.batch import LoadFailure, PhotographLoader, PreparedPhotograph, default_workers
 from drscreen.screening.findings import LESION_THRESHOLD, lesion_findings
@@ -39,6 +42,7 @@ from drscreen.screening.schema import (
     GradeResult,
     ImageResult,
     LandmarkResult,
+    LesionModelProvenance,
     Provenance,
     QualityResult,
     ReferableResult,
@@ -48,6 +52,8 @@ from drscreen.screening.schema import (
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 #: Laterality read from the image counts (for a warning or as the eye) from this confidence on.
 LATERALITY_CONFIDENCE = 0.5
+#: ``Screener(lesion_model=DEFAULT_LESION_MODEL)``: the shipped lesion model, ``DEFAULT_LESION_MODEL_FILE``.
+DEFAULT_LESION_MODEL = "default"
 
 
 @dataclass
@@ -56,9 +62,11 @@ class ScreenedImage:
 
     ``image``: (h, w, 3) uint8 RGB, the photograph reduced by an integer factor to at least the
     display size asked for (``drscreen.io.draft``; ``result.image_size`` is the original's).
-    ``lesion_probs``: (C, S, S) float32 in the crop (channels ``lesion_classes``). ``saliency``:
-    (S, S) float32 in [0, 1] in the crop. ``landmarks``: disc and fovea in crop pixels. Map crop
-    arrays onto ``image`` with ``prepared.geometry``.
+    ``prepared``: the grading model's input. ``lesion_prepared``: the input the lesion maps come
+    from (the separate lesion model's, else ``prepared``). ``lesion_probs``: (C, S', S') float32
+    in ``lesion_prepared``'s crop (channels ``lesion_classes``). ``landmarks``: disc and fovea in
+    the same crop's pixels. ``saliency``: (S, S) float32 in [0, 1] in ``prepared``'s crop. Map
+    crop arrays onto ``image`` with the geometry of the input they come from.
     """
 
     result: ImageResult
@@ -68,6 +76,11 @@ class ScreenedImage:
     lesion_probs: np.ndarray | None
     saliency: np.ndarray | None
     landmarks: Landmarks | None
+    lesion_prepared: PreparedImage | None = None
+
+    def __post_init__(self) -> None:
+        if self.lesion_prepared is None:
+            self.lesion_prepared = self.prepared
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,13 @@ class Screener:
         runtime: ``"torch"`` or ``"onnx"`` (ONNX Runtime: ``model`` may be an ``.onnx`` file from
             ``drscreen export``; a packed file is exported to a temporary ONNX file first).
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
+        lesion_model: the separate lesion segmenter whose maps give the lesion findings, the
+            overlays and the optic disc: a packed file, ``DEFAULT_LESION_MODEL`` (``"default"``:
+            the shipped ``drscreen_lesions.pt``), a ready ``Predictor``, or None (the default) to
+            keep the grading model's own maps: in its 5-fold cross-validation on real images the
+            shipped lesion model's any-lesion map is worse than the grading model's and its disc
+            equal (docs/model_card.md, "Lesion model"). It runs on PyTorch, or with
+            ``runtime="onnx"`` on ONNX Runtime (a packed file is exported like ``model``).
     """
 
     def __init__(
@@ -126,6 +146,7 @@ class Screener:
         batch_size: int = 8,
         runtime: str = "torch",
         predictor: Predictor | None = None,
+        lesion_model: str | Path | Predictor | None = None,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -141,12 +162,17 @@ class Screener:
                                   predictor.settings, packed=predictor.packed, weights_path=predictor.weights_path,
                                   info=predictor.info)  # fmt: skip
         self.predictor = predictor
+        #: The separate lesion segmenter (None: the grading model's maps are used).
+        self.lesion_predictor = _lesion_predictor(lesion_model, runtime, device, amp, batch_size)
         #: The PyTorch network the explanations are computed on (None: no explanations).
         self.explainer = explainer or (predictor.packed.model if predictor.packed is not None else None)
         self.explain = explain and self.explainer is not None
         self.lesion_threshold = lesion_threshold
         info = predictor.info
         validated = info.get("validated_on_real_data", {})
+        if self.lesion_predictor is not None:
+            lesion_validated = self.lesion_predictor.info.get("validated_on_real_data", {})
+            validated = {**validated, **{k: lesion_validated.get(k, False) for k in ("lesion_maps", "optic_disc")}}
         self.validated: dict[str, bool] = {
             "dr": bool(validated.get("dr_grade", False)),
             "referable": bool(validated.get("referable", False)),
@@ -170,7 +196,11 @@ class Screener:
             "quality_gate": True,
         }
         self.preprocess = predictor.preprocessor.config.to_dict()
-        key = json.dumps([SCHEMA_VERSION, self.weights_sha256, self.preprocess, self.settings], sort_keys=True)
+        self.lesion_provenance = None if self.lesion_predictor is None else _lesion_provenance(self.lesion_predictor)
+        lesion_key = None if self.lesion_provenance is None else self.lesion_provenance.model_dump()
+        key = json.dumps(
+            [SCHEMA_VERSION, self.weights_sha256, self.preprocess, self.settings, lesion_key], sort_keys=True
+        )
         #: Hash of everything that changes a result: a stored result with another key is redone.
         self.settings_key = hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -199,6 +229,7 @@ class Screener:
         loader = PhotographLoader(
             self.predictor.preprocessor.config, content_sha256,
             workers=default_workers() if workers is None else workers, display_size=display_size,
+            lesion_config=None if self.lesion_predictor is None else self.lesion_predictor.preprocessor.config,
         )  # fmt: skip
         batch: list[tuple[ScreeningInput, PreparedPhotograph]] = []
         for item, loaded in loader.load(inputs):
@@ -228,21 +259,42 @@ class Screener:
             return
         started = time.perf_counter()
         predictions = self.predictor.predict_prepared([loaded.prepared for _, loaded in batch], pad_batches=pad_batches)
+        lesion_predictions: list[Prediction | None] = [None] * len(batch)
+        graded = [i for i, prediction in enumerate(predictions) if prediction.graded]
+        if self.lesion_predictor is not None and graded:
+            views = [batch[i][1].lesion for i in graded]
+            assert all(view is not None for view in views), "the loader prepares the lesion model's view"
+            lesion_batch = self.lesion_predictor.predict_prepared([v.prepared for v in views if v is not None],
+                                                                  pad_batches=pad_batches)  # fmt: skip
+            for i, lesion_prediction in zip(graded, lesion_batch, strict=True):
+                lesion_predictions[i] = lesion_prediction
         forward_share = (time.perf_counter() - started) / len(batch)
-        for (item, loaded), prediction in zip(batch, predictions):
-            yield self._screened(item, loaded, prediction, time.perf_counter() - loaded.seconds - forward_share)
+        for (item, loaded), prediction, lesion_prediction in zip(batch, predictions, lesion_predictions, strict=True):
+            seconds = time.perf_counter() - loaded.seconds - forward_share
+            yield self._screened(item, loaded, prediction, lesion_prediction, seconds)
 
     def _screened(
-        self, item: ScreeningInput, loaded: PreparedPhotograph, prediction: Prediction, started: float
+        self,
+        item: ScreeningInput,
+        loaded: PreparedPhotograph,
+        prediction: Prediction,
+        lesion_prediction: Prediction | None,
+        started: float,
     ) -> ScreenedImage:
-        prepared, original = loaded.prepared, loaded.original_geometry
+        """``lesion_prediction``: the lesion model's, for a graded image when there is one; the
+        lesion maps, landmarks and findings then live in its crop (``loaded.lesion``)."""
+        prepared = loaded.prepared
+        maps = prediction if lesion_prediction is None else lesion_prediction
+        lesion_prepared, lesion_original = prepared, loaded.original_geometry
+        if lesion_prediction is not None and loaded.lesion is not None:
+            lesion_prepared, lesion_original = loaded.lesion.prepared, loaded.lesion.original_geometry
         warnings: list[str] = []
         landmarks = explanation = None
-        lesion_probs = prediction.lesion_probs
-        classes = prediction.lesion_classes
+        lesion_probs = maps.lesion_probs
+        classes = maps.lesion_classes
         if prediction.graded:
             disc = lesion_probs[classes.index("OD")] if lesion_probs is not None and "OD" in classes else None
-            landmarks = locate_landmarks(prepared.display, prepared.fov_mask, disc)
+            landmarks = locate_landmarks(lesion_prepared.display, lesion_prepared.fov_mask, disc)
             if self.explain and self.explainer is not None:
                 explanation = explain_default(self.explainer, prepared.tensor)
                 if explanation.degenerate:
@@ -273,8 +325,8 @@ class Screener:
             dr=self._grade(prediction.dr_grade, prediction.dr_probs, DR_GRADE_NAMES, self.validated["dr"]),
             dme=self._grade(prediction.dme_grade, prediction.dme_probs, DME_GRADE_NAMES, self.validated["dme"]),
             referable=self._referable(prediction),
-            lesions=self._findings(prediction, landmarks, original) if prediction.graded else [],
-            landmarks=None if landmarks is None else _landmark_result(landmarks.to_original(original)),
+            lesions=self._findings(maps, lesion_prepared, landmarks, lesion_original) if prediction.graded else [],
+            landmarks=None if landmarks is None else _landmark_result(landmarks.to_original(lesion_original)),
             explanation=None if explanation is None else _explanation_result(explanation),
             overlays={},
             warnings=warnings,
@@ -285,7 +337,7 @@ class Screener:
             result=result, image=loaded.image, prepared=prepared, lesion_classes=classes,
             lesion_probs=lesion_probs if prediction.graded else None,
             saliency=None if explanation is None or explanation.degenerate else explanation.map,
-            landmarks=landmarks,
+            landmarks=landmarks, lesion_prepared=lesion_prepared,
         )  # fmt: skip
 
     # --------------------------------------------------------------------------------- parts
@@ -316,12 +368,15 @@ class Screener:
             validated_on_real_data=self.validated["referable"],
         )
 
-    def _findings(self, prediction: Prediction, landmarks: Landmarks | None, original: CropGeometry) -> list[Any]:
-        """Region findings; areas in the original photograph's pixels (``original``: the crop there)."""
-        if prediction.lesion_probs is None:
+    def _findings(
+        self, maps: Prediction, prepared: PreparedImage, landmarks: Landmarks | None, original: CropGeometry
+    ) -> list[Any]:
+        """Region findings of ``maps`` (whose input is ``prepared``, landmarks in its crop); areas
+        in the original photograph's pixels (``original``: that crop there)."""
+        if maps.lesion_probs is None:
             return []
         return lesion_findings(
-            prediction.lesion_probs, prediction.lesion_classes, landmarks, prediction.prepared.fov_mask,
+            maps.lesion_probs, maps.lesion_classes, landmarks, prepared.fov_mask,
             original.scale, self.validated, self.lesion_threshold,
         )  # fmt: skip
 
@@ -334,18 +389,61 @@ class Screener:
             runtime=type(self.predictor.backend).__name__,
             preprocess=self.preprocess,
             settings=self.settings,
+            lesion_model=self.lesion_provenance,
             settings_key=self.settings_key,
             seconds=round(seconds, 4),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
 
+def _lesion_predictor(
+    lesion_model: str | Path | Predictor | None, runtime: str, device: str, amp: str, batch_size: int
+) -> Predictor | None:
+    """The separate lesion model's predictor (quality gate off: the grader's gate decides), or None.
+
+    ``DEFAULT_LESION_MODEL`` is the shipped file, ``DEFAULT_LESION_MODEL_FILE``.
+    """
+    if lesion_model is None:
+        return None
+    if isinstance(lesion_model, Predictor):
+        if not lesion_model.preprocessor.config.quality_gate:
+            return lesion_model
+        return Predictor(lesion_model.backend, replace(lesion_model.preprocessor.config, quality_gate=False),
+                         lesion_model.settings, packed=lesion_model.packed, weights_path=lesion_model.weights_path,
+                         info=lesion_model.info)  # fmt: skip
+    if lesion_model == DEFAULT_LESION_MODEL:
+        lesion_model = DEFAULT_LESION_MODEL_FILE
+    if runtime == "onnx":
+        predictor, _ = _onnx_predictor(lesion_model, None, device, batch_size, explain=False, quality_gate=False)
+        predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
+        return predictor
+    return Predictor.from_packed(lesion_model, quality_gate=False, device=device, amp=amp, batch_size=batch_size)
+
+
+def _lesion_provenance(predictor: Predictor) -> LesionModelProvenance:
+    """Name, version, weights hash, runtime and preprocessing of the lesion model."""
+    weights = predictor.weights_path
+    return LesionModelProvenance(
+        model_name=str(predictor.info.get("name", "unnamed model")),
+        model_version=None if predictor.info.get("version") is None else str(predictor.info["version"]),
+        weights_sha256=file_sha256(weights) if weights is not None and weights.is_file() else "unknown",
+        runtime=type(predictor.backend).__name__,
+        preprocess=predictor.preprocessor.config.to_dict(),
+    )
+
+
 def _onnx_predictor(
-    model: str | Path | None, operating_point: str | None, device: str, batch_size: int, explain: bool
+    model: str | Path | None,
+    operating_point: str | None,
+    device: str,
+    batch_size: int,
+    explain: bool,
+    quality_gate: bool = True,
 ) -> tuple[Predictor, Any]:
     """An ONNX Runtime predictor for ``model`` (an ``.onnx`` file, or a packed file exported to a
     temporary one) and the PyTorch network for explanations (None for a bare ``.onnx`` file)."""
-    options = {"quality_gate": True, "operating_point": operating_point, "device": device, "batch_size": batch_size}
+    options = {"quality_gate": quality_gate, "operating_point": operating_point, "device": device,
+               "batch_size": batch_size}  # fmt: skip
     if model is not None and Path(model).suffix.lower() == ".onnx":
         return Predictor.from_onnx(model, **options), None
     from drscreen.export import export_model

@@ -74,6 +74,9 @@ class AugmentationConfig:
         brightness, contrast, saturation, hue: ``ColorJitter`` strengths (image only).
         channel_shift: maximum offset added to every channel, as a fraction of the intensity
             range (Keras' ``channel_shift_range``; image only).
+        patch: side of a random square crop (image and masks) taken after the geometric
+            operations, ``None`` for whole images: patch training of fully convolutional
+            segmenters, which then predict whole images at the preprocessing size.
     """
 
     preset: str = "none"
@@ -90,6 +93,7 @@ class AugmentationConfig:
     saturation: float = 0.0
     hue: float = 0.0
     channel_shift: float = 0.0
+    patch: int | None = None
 
     @classmethod
     def from_preset(cls, preset: str = "none", **overrides: Any) -> AugmentationConfig:
@@ -162,6 +166,10 @@ def build_augmentation(config: AugmentationConfig, size: int) -> JointAugmentati
                 fill=0,
             )
         )
+    if config.patch is not None:
+        if not 0 < config.patch <= size:
+            raise ValueError(f"augmentation patch must be in 1..{size} (the input size), got {config.patch}")
+        ops.append(v2.RandomCrop(config.patch))
     if config.hflip:
         ops.append(v2.RandomHorizontalFlip(config.hflip))
     if config.vflip:

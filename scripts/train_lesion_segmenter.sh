@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Train, cross-validate and pack drscreen's lesion segmenter (docs/model_card.md, "Lesion model").
+#   bash scripts/train_lesion_segmenter.sh [DATA_ROOT] [benchmarks/lesion_cv.py options ...]
+# DATA_ROOT holds idrid-seg-subset/ (default ../shared/data). In one go (benchmarks/lesion_cv.py):
+# 60 synthetic 512 px images (drscreen synth, IDRiD layout), the green optic-disc contour removed
+# from the 30 real images, 5-fold cross-validation by image (benchmarks/results/real/lesion_cv.{json,md}),
+# the final u2net_xs on all 30 real + the synthetic training images; then packs it into
+# src/drscreen/weights/drscreen_lesions.pt. The CPU recipe is 8 epochs of 256 px patches (2-8
+# minutes a training on 2 shared cores, 6 trainings); GPU variant: append --device cuda --epochs 200
+# (finished runs under runs/lesion-cv are reused: remove the folder to retrain).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA_ROOT=${1:-../shared/data}
+shift || true
+WORK=runs/lesion-cv
+
+python benchmarks/lesion_cv.py --data-root "$DATA_ROOT" --out benchmarks/results/real --work "$WORK" --final "$@"
+drscreen model pack "$WORK/runs/final/checkpoints/last.pt" --out src/drscreen/weights/drscreen_lesions.pt \
+    --photograph-preprocess '{size: 512, crop_to_fov: true, enhancement: clahe, quality_gate: false}' \
+    --info "$WORK/lesion_model_info.yaml"
+drscreen model info src/drscreen/weights/drscreen_lesions.pt
