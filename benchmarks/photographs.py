@@ -25,7 +25,6 @@ from typing import Any
 from drscreen.data import Sample, load_dataset
 from drscreen.engine.runs import write_json
 from drscreen.inference import Predictor
-from drscreen.io import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -5,7 +5,8 @@
 # 60 synthetic 512 px images (drscreen synth, IDRiD layout), the green optic-disc contour removed
 # from the 30 real images, 5-fold cross-validation by image (benchmarks/results/real/lesion_cv.{json,md}),
 # the final u2net_xs on all 30 real + the synthetic training images; then packs it into
-# src/drscreen/weights/drscreen_lesions.pt. The CPU recipe is 8 epochs of 256 px patches (2-8
+# runs/lesion-cv/drscreen_lesions.pt (not into the package: on the CPU budget it is worse than the
+# grading model's own maps; use it with drscreen screen --lesion-model FILE). The CPU recipe is 8 epochs of 256 px patches (2-8
 # minutes a training on 2 shared cores, 6 trainings); GPU variant: append --device cuda --epochs 200
 # (finished runs under runs/lesion-cv are reused: remove the folder to retrain).
 set -euo pipefail
@@ -15,7 +16,7 @@ shift || true
 WORK=runs/lesion-cv
 
 python benchmarks/lesion_cv.py --data-root "$DATA_ROOT" --out benchmarks/results/real --work "$WORK" --final "$@"
-drscreen model pack "$WORK/runs/final/checkpoints/last.pt" --out src/drscreen/weights/drscreen_lesions.pt \
+drscreen model pack "$WORK/runs/final/checkpoints/last.pt" --out "$WORK/drscreen_lesions.pt" \
     --photograph-preprocess '{size: 512, crop_to_fov: true, enhancement: clahe, quality_gate: false}' \
     --info "$WORK/lesion_model_info.yaml"
-drscreen model info src/drscreen/weights/drscreen_lesions.pt
+drscreen model info "$WORK/drscreen_lesions.pt"

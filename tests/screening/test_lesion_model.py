@@ -12,8 +12,10 @@ from torch import Tensor
 
 from drscreen.grading import SEGMENTATION_CLASSES
 from drscreen.inference import Predictor, TorchBackend
+from drscreen.models import create_model
 from drscreen.models.base import DRModel
 from drscreen.models.output import ModelOutput
+from drscreen.models.pretrained import pack_checkpoint
 from drscreen.preprocess import PreprocessConfig
 from drscreen.report.overlays import overlay_layers
 from drscreen.screening import ScreenedImage, Screener, ScreeningInput
@@ -133,18 +135,28 @@ def test_the_batch_path_with_a_lesion_model_gives_the_one_image_results(lesion_p
         assert np.abs(many.lesion_probs - one.lesion_probs).max() <= 1e-5
 
 
-def test_the_shipped_lesion_model_screens_on_torch_and_onnx(photograph: np.ndarray) -> None:
-    """``lesion_model="default"``: the packed 512 px u2net_xs, exported with the grader for ``--runtime onnx``."""
+def test_a_packed_u2net_lesion_model_screens_on_torch_and_onnx(
+    photograph: np.ndarray, tmp_path: Path
+) -> None:
+    """A packed ``u2net_xs`` (random weights) as the lesion model, exported with the grader for ``--runtime onnx``."""
+    classes = list(SEGMENTATION_CLASSES)
+    model = create_model("u2net_xs", lesions=classes, pretrained=False)
+    checkpoint = {
+        "model": model.state_dict(),
+        "config": {"model": {"name": "u2net_xs", "kwargs": {"lesions": classes}},
+                   "data": {"preprocess": {"size": 256, "crop_to_fov": True, "enhancement": "clahe"}}},
+    }  # fmt: skip
+    info = {"name": "test-u2net", "version": "0", "validated_on_real_data": {"lesion_maps": False, "optic_disc": False}}
+    packed = pack_checkpoint(checkpoint, tmp_path / "lesions.pt", info=info)
     outcomes = {}
     for runtime in ("torch", "onnx"):
-        screener = Screener(explain=False, runtime=runtime, lesion_model="default")
+        screener = Screener(explain=False, runtime=runtime, lesion_model=packed)
         outcome = screener.screen_one(photograph)
         assert isinstance(outcome, ScreenedImage) and outcome.lesion_prepared is not None
         provenance = outcome.result.provenance.lesion_model
-        assert provenance is not None and provenance.model_name == "drscreen_lesions"
+        assert provenance is not None and provenance.model_name == "test-u2net"
         assert provenance.runtime == ("OnnxBackend" if runtime == "onnx" else "TorchBackend")
-        assert provenance.preprocess["size"] == 512 and outcome.lesion_prepared.display.shape[:2] == (512, 512)
-        assert screener.validated["optic_disc"] and not screener.validated["lesion_maps"]
+        assert provenance.preprocess["size"] == 256 and outcome.lesion_prepared.display.shape[:2] == (256, 256)
         outcomes[runtime] = outcome
     torch_maps, onnx_maps = outcomes["torch"].lesion_probs, outcomes["onnx"].lesion_probs
     assert torch_maps is not None and onnx_maps is not None

@@ -38,10 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         "patient_id, laterality, visit, field) or DICOM files")  # fmt: skip
     parser.add_argument("--out", required=True, help="output folder (created; reused by a rerun)")
     parser.add_argument("--model", help="packed model file (default: the shipped model)")
-    parser.add_argument("--lesion-model", default="none", metavar="PACKED|default|none",
-                        help="separate lesion segmenter whose maps give the lesion findings, overlays and optic disc: "
-                        "a packed file, or 'default' for the shipped drscreen_lesions.pt (docs/model_card.md: not "
-                        "better than the grading model's maps on real images yet); 'none' (default) keeps the "
+    parser.add_argument("--lesion-model", default="none", metavar="PACKED|none",
+                        help="separate lesion segmenter (a packed file, e.g. from scripts/train_lesion_segmenter.sh) "
+                        "whose maps give the lesion findings, overlays and optic disc; 'none' (default) keeps the "
                         "grading model's lesion maps")  # fmt: skip
     parser.add_argument(
         "--operating-point", metavar="THRESHOLD|sensitivity=S",
@@ -98,7 +97,7 @@ def _run_screen(args: argparse.Namespace) -> int:
 
 
 def _lesion_model(args: argparse.Namespace) -> str | None:
-    """``--lesion-model``: a file, ``"default"`` (the shipped one) or None for ``none``."""
+    """``--lesion-model``: a packed file, or None for ``none``."""
     return None if args.lesion_model.lower() == "none" else args.lesion_model
 
 

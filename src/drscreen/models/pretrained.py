@@ -45,7 +45,6 @@ PACK_FORMAT = 1
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "drscreen_default.pt"
 #: The shipped lesion segmenter (u2net_xs, 512 px; docs/model_card.md), used by the Screener for
 #: lesion findings, overlays and the optic disc.
-DEFAULT_LESION_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "drscreen_lesions.pt"
 
 
 @dataclass

@@ -275,8 +275,7 @@ def screen(
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
     ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
     ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``lesion_model``: the separate lesion
-    segmenter (``Screener``: a packed file or ``"default"``, the shipped one; None: the grading
-    model's maps). ``shard``: this call is one of several
+    segmenter (``Screener``: a packed file; None: the grading model's maps). ``shard``: this call is one of several
     processes writing into the folder at once (``torchrun``): it neither cleans up temporary files
     nor writes the tables and the report, which one final call over all inputs does.
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.

@@ -5,9 +5,10 @@ Settings go in the constructor (model, operating point, explanation, device, bat
 decoding, worker processes) while it predicts batch by batch through the inference core
 (``drscreen.inference.Predictor``, quality gate always on), and finishes each image: retinal
 landmarks, laterality check, lesion findings per region, the default explanation, provenance.
-With a separate lesion model (``lesion_model="default"``: the shipped ``drscreen_lesions.pt``) the
-same reduced read is prepared a second time with that model's preprocessing (512 px), and its
-maps, not the grader's, give the lesion findings, the overlays and the optic disc of the landmarks.
+With a separate lesion model (``lesion_model=``, a packed segmenter such as the ``u2net_xs`` of
+``scripts/train_lesion_segmenter.sh``) the same reduced read is prepared a second time with that
+model's preprocessing (e.g. 512 px), and its maps, not the grader's, give the lesion findings, the
+overlays and the optic disc of the landmarks.
 What becomes files (JSON, CSV, overlays, HTML) is ``drscreen.report``'s business.
 """
 
@@ -30,7 +31,7 @@ from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
 from drscreen.inference import Prediction, Predictor
 from drscreen.io.draft import MIN_LONG_SIDE
-from drscreen.models.pretrained import DEFAULT_LESION_MODEL_FILE, DEFAULT_MODEL_FILE, load_pretrained
+from drscreen.models.pretrained import DEFAULT_MODEL_FILE, load_pretrained
 from drscreen.preprocess import CropGeometry, PreparedImage
 from drscreen.screening.batch import LoadFailure, PhotographLoader, PreparedPhotograph, default_workers
 from drscreen.screening.findings import LESION_THRESHOLD, lesion_findings
@@ -52,9 +53,6 @@ from drscreen.screening.schema import (
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 #: Laterality read from the image counts (for a warning or as the eye) from this confidence on.
 LATERALITY_CONFIDENCE = 0.5
-#: ``Screener(lesion_model=DEFAULT_LESION_MODEL)``: the shipped lesion model, ``DEFAULT_LESION_MODEL_FILE``.
-DEFAULT_LESION_MODEL = "default"
-
 
 @dataclass
 class ScreenedImage:
@@ -126,11 +124,10 @@ class Screener:
             ``drscreen export``; a packed file is exported to a temporary ONNX file first).
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
         lesion_model: the separate lesion segmenter whose maps give the lesion findings, the
-            overlays and the optic disc: a packed file, ``DEFAULT_LESION_MODEL`` (``"default"``:
-            the shipped ``drscreen_lesions.pt``), a ready ``Predictor``, or None (the default) to
-            keep the grading model's own maps: in its 5-fold cross-validation on real images the
-            shipped lesion model's any-lesion map is worse than the grading model's and its disc
-            equal (docs/model_card.md, "Lesion model"). It runs on PyTorch, or with
+            overlays and the optic disc: a packed file, a ready ``Predictor``, or None (the
+            default) to keep the grading model's own maps. None ships in the package: in its
+            5-fold cross-validation on real images the trained ``u2net_xs`` was worse than the
+            grading model's maps (docs/model_card.md, "Lesion model"). It runs on PyTorch, or with
             ``runtime="onnx"`` on ONNX Runtime (a packed file is exported like ``model``).
     """
 
@@ -399,10 +396,7 @@ class Screener:
 def _lesion_predictor(
     lesion_model: str | Path | Predictor | None, runtime: str, device: str, amp: str, batch_size: int
 ) -> Predictor | None:
-    """The separate lesion model's predictor (quality gate off: the grader's gate decides), or None.
-
-    ``DEFAULT_LESION_MODEL`` is the shipped file, ``DEFAULT_LESION_MODEL_FILE``.
-    """
+    """The separate lesion model's predictor (quality gate off: the grader's gate decides), or None."""
     if lesion_model is None:
         return None
     if isinstance(lesion_model, Predictor):
@@ -411,8 +405,6 @@ def _lesion_predictor(
         return Predictor(lesion_model.backend, replace(lesion_model.preprocessor.config, quality_gate=False),
                          lesion_model.settings, packed=lesion_model.packed, weights_path=lesion_model.weights_path,
                          info=lesion_model.info)  # fmt: skip
-    if lesion_model == DEFAULT_LESION_MODEL:
-        lesion_model = DEFAULT_LESION_MODEL_FILE
     if runtime == "onnx":
         predictor, _ = _onnx_predictor(lesion_model, None, device, batch_size, explain=False, quality_gate=False)
         predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
