@@ -124,30 +124,32 @@ def photograph_latency(predictors: dict[str, Predictor], path: Path, runs: int) 
     return results
 
 
-def throughput(forwards: dict[str, Forward], batch: torch.Tensor, repeats: int = 3) -> dict[str, float]:
-    """Model-only images/s per runtime: median over ``repeats`` interleaved timed forwards of ``batch``."""
+def interleaved_seconds(
+    forwards: dict[str, Forward], images: torch.Tensor, runs: int, warmups: int
+) -> dict[str, list[float]]:
+    """Seconds of each of ``runs`` forwards of ``images`` per runtime, runtimes taking turns
+    (so that the load of a shared machine falls on each alike), after ``warmups`` untimed ones."""
     seconds: dict[str, list[float]] = {name: [] for name in forwards}
     for forward in forwards.values():
-        forward(batch)
-    for _ in range(repeats):
-        for name, forward in forwards.items():
-            start = time.perf_counter()
-            forward(batch)
-            seconds[name].append(time.perf_counter() - start)
-    return {name: len(batch) / float(np.median(values)) for name, values in seconds.items()}
-
-
-def model_latency(forwards: dict[str, Forward], images: torch.Tensor, runs: int) -> dict[str, dict[str, float]]:
-    """p50 / p95 of one forward of ``images`` per runtime, interleaved runs after two warm-ups."""
-    seconds: dict[str, list[float]] = {name: [] for name in forwards}
-    for forward in forwards.values():
-        forward(images)
-        forward(images)
+        for _ in range(warmups):
+            forward(images)
     for _ in range(runs):
         for name, forward in forwards.items():
             start = time.perf_counter()
             forward(images)
             seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def throughput(forwards: dict[str, Forward], batch: torch.Tensor, repeats: int = 3) -> dict[str, float]:
+    """Model-only images/s per runtime: median over ``repeats`` interleaved timed forwards of ``batch``."""
+    seconds = interleaved_seconds(forwards, batch, repeats, warmups=1)
+    return {name: len(batch) / float(np.median(values)) for name, values in seconds.items()}
+
+
+def model_latency(forwards: dict[str, Forward], images: torch.Tensor, runs: int) -> dict[str, dict[str, float]]:
+    """p50 / p95 of one forward of ``images`` per runtime, interleaved runs after two warm-ups."""
+    seconds = interleaved_seconds(forwards, images, runs, warmups=2)
     return {name: percentiles(values) for name, values in seconds.items()}
 
 

@@ -77,33 +77,26 @@ def grade_ece(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> fl
 def binary_ece(scores: np.ndarray, positive: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE of a probability of the positive class: (N,) scores, (N,) bool truth; binned by score,
     comparing the mean score with the share of positives in each bin."""
-    scores = np.asarray(scores, dtype=np.float64)
-    positive = np.asarray(positive, dtype=np.float64)
-    which = np.minimum((scores * bins).astype(np.int64), bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(positive[members].mean() - scores[members].mean())
-    return float(error)
+    return expected_calibration_error(scores, positive, bins)
 
 
 def roc_curve_points(scores: np.ndarray, positive: np.ndarray) -> dict[str, list[float]]:
     """Sensitivity and specificity at every distinct score used as threshold (``score >= t`` is
     positive), thresholds descending: ``{"threshold", "sensitivity", "specificity"}`` lists, the
     form ``OperatingPoint.for_sensitivity`` and packed models' ``referable_curve`` use."""
-    scores = np.asarray(scores, dtype=np.float64)
+    from sklearn.metrics import roc_curve
+
     positive = np.asarray(positive, dtype=bool)
     if positive.all() or not positive.any():
         raise ValueError("the curve needs both positive and negative cases")
-    thresholds = np.unique(scores)[::-1]
-    called = scores[None, :] >= thresholds[:, None]
-    sensitivity = (called & positive).sum(axis=1) / positive.sum()
-    specificity = (~called & ~positive).sum(axis=1) / (~positive).sum()
+    false_positive_rate, sensitivity, thresholds = roc_curve(
+        positive, np.asarray(scores, dtype=np.float64), drop_intermediate=False
+    )
+    keep = np.isfinite(thresholds)  # sklearn's first point: a threshold above every score
     return {
-        "threshold": [float(t) for t in thresholds],
-        "sensitivity": [float(s) for s in sensitivity],
-        "specificity": [float(s) for s in specificity],
+        "threshold": [float(t) for t in thresholds[keep]],
+        "sensitivity": [float(s) for s in sensitivity[keep]],
+        "specificity": [float(1.0 - f) for f in false_positive_rate[keep]],
     }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from drscreen.grading import DR_GRADE_NAMES
 from drscreen.screening import ImageResult, PatientResult
 
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -48,7 +49,10 @@ class JobStatus(BaseModel):
 
 
 class ImageSummary(BaseModel):
-    """One photograph in lists: where it stands and its headline results."""
+    """One photograph in lists: where it stands and its headline results (read from the
+    store's ``Image`` row by attribute)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     patient_id: str
@@ -58,12 +62,17 @@ class ImageSummary(BaseModel):
     uploaded_at: datetime
     status: ImageStatus
     dr_grade: int | None
-    dr_name: str | None
     dme_grade: int | None
     referable: bool | None
     referable_score: float | None
     error_code: str | None
     error_message: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dr_name(self) -> str | None:
+        """The ICDR name of ``dr_grade``."""
+        return None if self.dr_grade is None else DR_GRADE_NAMES.get(self.dr_grade)
 
 
 class ImageRecord(ImageSummary):

@@ -12,7 +12,6 @@ from typing import BinaryIO
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from drscreen.grading import DR_GRADE_NAMES
 from drscreen.screening import ImageResult
 from drscreen.serve.blobs import TooLarge
 from drscreen.serve.config import ServeState
@@ -85,22 +84,8 @@ def accept_upload(state: ServeState, stream: BinaryIO, file_name: str | None, me
 
 
 def summary(image: Image) -> ImageSummary:
-    return ImageSummary(
-        id=image.id,
-        patient_id=image.patient_id,
-        laterality=image.laterality,
-        visit=image.visit,  # type: ignore[arg-type]
-        file_name=image.file_name,
-        uploaded_at=image.uploaded_at,
-        status=image.status,  # type: ignore[arg-type]
-        dr_grade=image.dr_grade,
-        dr_name=None if image.dr_grade is None else DR_GRADE_NAMES.get(image.dr_grade),
-        dme_grade=image.dme_grade,
-        referable=image.referable,
-        referable_score=image.referable_score,
-        error_code=image.error_code,
-        error_message=image.error_message,
-    )
+    """The list view of a stored photograph."""
+    return ImageSummary.model_validate(image)
 
 
 def stored_result(image: Image) -> ImageResult | None:
