@@ -140,3 +140,14 @@ def test_bounded_crop_matches_the_full_resolution_crop(monkeypatch: pytest.Monke
     assert np.abs(resized_first.astype(int) - exact.astype(int)).mean() < 2.0
     mask = crop_resized(geometry, np.ones(image.shape[:2], bool), "linear")
     assert abs(int(mask.sum()) - int(geometry.apply(np.ones(image.shape[:2], bool), "linear").sum())) <= 2 * 96
+
+
+def test_a_field_of_view_found_by_another_preparation_gives_the_same_input(photo) -> None:
+    image, _ = photo
+    first = Preprocessor(PreprocessConfig(size=96, crop_to_fov=True)).prepare(image)
+    other = Preprocessor(PreprocessConfig(size=64, crop_to_fov=True, enhancement="clahe"))
+    reused, detected = other.prepare(image, first.fov), other.prepare(image)
+    assert reused.geometry == detected.geometry and reused.fov is first.fov
+    assert torch.equal(reused.tensor, detected.tensor) and np.array_equal(reused.fov_mask, detected.fov_mask)
+    with pytest.raises(ValueError, match="field of view"):
+        other.prepare(image[:, :400], first.fov)

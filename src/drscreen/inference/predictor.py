@@ -255,6 +255,14 @@ class Predictor:
         settings["operating_point"] = packed_operating_point(exported.info, operating_point)
         return cls(backend, preprocess, PredictorSettings(**settings), weights_path=Path(path), info=exported.info)
 
+    def with_quality_gate(self, enabled: bool) -> Predictor:
+        """This predictor with the quality gate on or off (itself when it already is so)."""
+        config = self.preprocessor.config
+        if config.quality_gate == enabled:
+            return self
+        return Predictor(self.backend, replace(config, quality_gate=enabled), self.settings,
+                         packed=self.packed, weights_path=self.weights_path, info=self.info)  # fmt: skip
+
     # ---------------------------------------------------------------------------- batches
     @property
     def lesion_classes(self) -> tuple[str, ...]:

@@ -12,11 +12,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from drscreen.io.draft import ReducedPhotograph
+from drscreen.preprocess.fov import FieldOfView
 from drscreen.preprocess.pipeline import PreparedImage, PreprocessConfig, Preprocessor
 
 
-def prepare_reduced(config: PreprocessConfig, photo: ReducedPhotograph) -> PreparedImage:
-    """``Preprocessor(config).prepare`` of the reduced image with the quality gate in original pixels.
+def prepare_reduced(
+    config: PreprocessConfig, photo: ReducedPhotograph, fov: FieldOfView | None = None
+) -> PreparedImage:
+    """``Preprocessor(config).prepare`` of the reduced image with the quality gate in original pixels
+    (``fov``: the reduced image's field of view when another preparation found it already).
 
     Returns the prepared image in the reduced image's geometry; ``quality.measurements
     ["fov_diameter_px"]`` is in original pixels and ``min_fov_diameter_px`` applies to it.
@@ -25,7 +29,7 @@ def prepare_reduced(config: PreprocessConfig, photo: ReducedPhotograph) -> Prepa
     thresholds = config.quality_thresholds
     if factor > 1:
         thresholds = replace(thresholds, min_fov_diameter_px=thresholds.min_fov_diameter_px / factor)
-    prepared = Preprocessor(replace(config, quality_thresholds=thresholds)).prepare(photo.image)
+    prepared = Preprocessor(replace(config, quality_thresholds=thresholds)).prepare(photo.image, fov)
     if prepared.quality is None or factor == 1:
         return prepared
     measurements = dict(prepared.quality.measurements)

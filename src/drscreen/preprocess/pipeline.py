@@ -153,8 +153,11 @@ class Preprocessor:
     def __init__(self, config: PreprocessConfig | None = None) -> None:
         self.config = config or PreprocessConfig()
 
-    def prepare(self, image: np.ndarray) -> PreparedImage:
+    def prepare(self, image: np.ndarray, fov: FieldOfView | None = None) -> PreparedImage:
         """Prepare ``image`` (H, W, 3) uint8 RGB. Never drops an image: check ``usable``.
+
+        ``fov``: the field of view already detected on this very image (another model's
+        preparation of it); None detects it.
 
         Memory stays within a few times the image's own size plus the (S, S) output, whatever the
         aspect ratio: a large padded square is never built at full resolution (``crop_resized``).
@@ -162,7 +165,10 @@ class Preprocessor:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         cfg = self.config
-        fov = detect_fov(image)
+        if fov is None:
+            fov = detect_fov(image)
+        elif fov.image_size != image.shape[:2]:
+            raise ValueError(f"the field of view is of a {fov.image_size} image, not of this {image.shape[:2]} one")
         if cfg.crop_to_fov and fov.found:
             geometry = CropGeometry.around_fov(fov, cfg.size, margin=cfg.fov_margin)
         else:

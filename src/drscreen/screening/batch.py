@@ -114,7 +114,7 @@ def load_photograph(
             assert item.image is not None
             photo = reduce_photograph(item.image)
         prepared = prepare_reduced(config, photo)
-        lesion = None if lesion_config is None else prepare_reduced(lesion_config, photo)
+        lesion = None if lesion_config is None else prepare_reduced(lesion_config, photo, prepared.fov)
         image, ratio = _display(item, photo, display_size)
     except InputError as error:
         return LoadFailure(error.code, error.reason)

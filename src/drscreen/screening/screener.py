@@ -19,7 +19,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,11 +154,7 @@ class Screener:
             predictor = Predictor.from_packed(
                 model, quality_gate=True, operating_point=operating_point, device=device, amp=amp, batch_size=batch_size
             )
-        elif not predictor.preprocessor.config.quality_gate:
-            predictor = Predictor(predictor.backend, replace(predictor.preprocessor.config, quality_gate=True),
-                                  predictor.settings, packed=predictor.packed, weights_path=predictor.weights_path,
-                                  info=predictor.info)  # fmt: skip
-        self.predictor = predictor
+        self.predictor = predictor.with_quality_gate(True)
         #: The separate lesion segmenter (None: the grading model's maps are used).
         self.lesion_predictor = _lesion_predictor(lesion_model, runtime, device, amp, batch_size)
         #: The PyTorch network the explanations are computed on (None: no explanations).
@@ -259,10 +255,9 @@ class Screener:
         lesion_predictions: list[Prediction | None] = [None] * len(batch)
         graded = [i for i, prediction in enumerate(predictions) if prediction.graded]
         if self.lesion_predictor is not None and graded:
-            views = [batch[i][1].lesion for i in graded]
-            assert all(view is not None for view in views), "the loader prepares the lesion model's view"
-            lesion_batch = self.lesion_predictor.predict_prepared([v.prepared for v in views if v is not None],
-                                                                  pad_batches=pad_batches)  # fmt: skip
+            views = [batch[i][1].lesion for i in graded]  # the loader prepares the lesion model's view
+            inputs = [view.prepared for view in views]  # type: ignore[union-attr]
+            lesion_batch = self.lesion_predictor.predict_prepared(inputs, pad_batches=pad_batches)
             for i, lesion_prediction in zip(graded, lesion_batch, strict=True):
                 lesion_predictions[i] = lesion_prediction
         forward_share = (time.perf_counter() - started) / len(batch)
@@ -400,11 +395,7 @@ def _lesion_predictor(
     if lesion_model is None:
         return None
     if isinstance(lesion_model, Predictor):
-        if not lesion_model.preprocessor.config.quality_gate:
-            return lesion_model
-        return Predictor(lesion_model.backend, replace(lesion_model.preprocessor.config, quality_gate=False),
-                         lesion_model.settings, packed=lesion_model.packed, weights_path=lesion_model.weights_path,
-                         info=lesion_model.info)  # fmt: skip
+        return lesion_model.with_quality_gate(False)
     if runtime == "onnx":
         predictor, _ = _onnx_predictor(lesion_model, None, device, batch_size, explain=False, quality_gate=False)
         predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
