@@ -30,7 +30,6 @@ Writes ``<out>/lesion_cv.json`` and ``<out>/lesion_cv.md``; the runs live under 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
@@ -47,12 +46,13 @@ import torch
 import yaml
 
 from drscreen.augment.realism import load_references, recolour_files
-from drscreen.data import Sample, load_dataset
+from drscreen.data import LESION_UNION, Sample, load_dataset
 from drscreen.data.contour import write_contour_free_subset
 from drscreen.data.splits import patient_kfold
 from drscreen.engine import train
 from drscreen.engine.config import config_from_dict
 from drscreen.engine.trainer import build_model
+from drscreen.experiments import training_seconds
 from drscreen.grading import SEGMENTATION_CLASSES, SEGMENTATION_LESIONS
 from drscreen.inference import Predictor
 from drscreen.io import read_image, read_mask
@@ -158,12 +158,6 @@ def train_run(config: dict[str, Any]) -> Path:
     return last
 
 
-def training_seconds(checkpoint: Path) -> float:
-    """Wall time of a run's epochs, from its ``log.csv`` (a reused run keeps its own)."""
-    with (checkpoint.parents[1] / "log.csv").open(newline="") as stream:
-        return round(sum(float(row["seconds"]) for row in csv.DictReader(stream)), 1)
-
-
 def lesion_predictor(config: dict[str, Any], checkpoint: Path, device: str) -> Predictor:
     """The inference ``Predictor`` of a trained run on the photograph path (no quality gate)."""
     cfg = config_from_dict(config)
@@ -202,7 +196,7 @@ def score_images(
             fov = fov_from[sample.id]
         else:
             fov = prediction.prepared.geometry.to_original(prediction.prepared.fov_mask, "nearest")
-        union_path, disc_path = sample.lesion_masks["LESION"], sample.lesion_masks["OD"]
+        union_path, disc_path = sample.lesion_masks[LESION_UNION], sample.lesion_masks["OD"]
         union = read_mask(union_path) if union_path is not None else np.zeros(fov.shape, bool)
         disc = read_mask(disc_path) if disc_path is not None else np.zeros(fov.shape, bool)
         scores[sample.id] = ImageMaps(
@@ -350,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         lesion_maps.update(lesion)
         baseline_maps.update(base)
         row = {
-            "index": fold.index, "held_out": list(fold.test), "train_seconds": training_seconds(checkpoint),
+            "index": fold.index, "held_out": list(fold.test), "train_seconds": training_seconds(checkpoint.parents[1]),
             "lesion": auprs(list(lesion.values())), "baseline": auprs(list(base.values())),
         }  # fmt: skip
         log.info("fold %d: %s", fold.index, row)
@@ -386,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = json.loads((Path(config["run"]["dir"]) / "final" / "metrics.json").read_text())
         test = metrics.get("test", {})
         result["final"] = {
-            "checkpoint": str(checkpoint), "train_seconds": training_seconds(checkpoint),
+            "checkpoint": str(checkpoint), "train_seconds": training_seconds(checkpoint.parents[1]),
             "synthetic_test": {
                 "images": len(load_dataset("idrid-segmentation", toned, split="test")),
                 **{k: v for k, v in test.items() if k.startswith("lesion_")},

@@ -27,13 +27,16 @@ REFERENCE_SIDE = 512
 JPEG_QUALITY = (80, 95)
 
 
-def tone_like(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def tone_like(image: np.ndarray, reference: np.ndarray, reference_fov: np.ndarray | None = None) -> np.ndarray:
     """RGB uint8 (H, W, 3) with the lαβ mean and spread of ``reference``'s field of view.
 
-    ``reference``: RGB uint8 (H', W', 3), any size. Pixels outside ``image``'s field of view
-    keep their colour (black).
+    ``reference``: RGB uint8 (H', W', 3), any size; ``reference_fov``: its (H', W') bool field of
+    view when already known (else detected). Pixels outside ``image``'s field of view keep their
+    colour (black).
     """
-    return reinhard_transfer(image, reference, detect_fov(image).mask, detect_fov(reference).mask)
+    if reference_fov is None:
+        reference_fov = detect_fov(reference).mask
+    return reinhard_transfer(image, reference, detect_fov(image).mask, reference_fov)
 
 
 def load_references(paths: Sequence[str | Path], side: int = REFERENCE_SIDE) -> list[np.ndarray]:
@@ -60,11 +63,12 @@ def recolour_files(
     if not references:
         raise ValueError("recolour_files needs at least one reference photograph")
     rng = np.random.default_rng(seed)
+    reference_fovs = [detect_fov(reference).mask for reference in references]  # once per reference
     chosen = []
     for source, target in pairs:
         index = int(rng.integers(len(references)))
         quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
-        toned = tone_like(read_image(source), references[index])
+        toned = tone_like(read_image(source), references[index], reference_fovs[index])
         ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(toned, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for {source}")

@@ -56,8 +56,8 @@ def write_contour_free_subset(root: str | Path, out: str | Path) -> dict[str, in
     """Copy the ``idrid-seg-subset`` folder ``root`` to ``out`` with every image cleaned.
 
     Writes ``out/images/<stem>.png`` (lossless) and copies ``root/masks`` unchanged; returns the
-    number of inpainted pixels per image stem. An image whose copy is newer than it is read
-    back, not rewritten (so that caches keyed by the copies' modification times stay valid).
+    number of inpainted pixels per image stem. An image whose copy is newer than it is not
+    inpainted or written again (so that caches keyed by the copies' modification times stay valid).
     """
     root, out = Path(root), Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -65,9 +65,11 @@ def write_contour_free_subset(root: str | Path, out: str | Path) -> dict[str, in
     filled: dict[str, int] = {}
     for path in find_images(root / "images"):
         target = out / "images" / f"{path.stem}.png"
-        clean, filled[path.stem] = remove_disc_contour(read_image(path))
+        image = read_image(path)
         if target.is_file() and target.stat().st_mtime_ns > path.stat().st_mtime_ns:
+            filled[path.stem] = int(contour_mask(image).sum())  # the count alone: no inpainting
             continue
+        clean, filled[path.stem] = remove_disc_contour(image)
         partial = target.with_name(f"{target.stem}.partial.png")
         cv2.imwrite(str(partial), cv2.cvtColor(clean, cv2.COLOR_RGB2BGR))
         partial.replace(target)
