@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ import cv2
 import numpy as np
 import onnxruntime
 import torch
+from machine_info import machine
 
 from drscreen.engine.runs import write_json
 from drscreen.export import export_model
@@ -159,20 +158,6 @@ def default_session(path: Path) -> Forward:
     return lambda images: session.run(None, {"images": images.numpy()})
 
 
-def machine() -> dict[str, Any]:
-    """CPU model, cores, threads, bf16 support and library versions."""
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    return {
-        "cpu": fields.get("Model name", platform.processor()).strip(),
-        "cpus": int(fields.get("CPU(s)", "0").strip() or 0),
-        "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
-    }  # fmt: skip
-
-
 def markdown(results: dict[str, Any]) -> str:
     """The results as the markdown table of docs/performance.md."""
     photo, single, batch, u2xs = results["photograph"], results["single"], results["batch32"], results["u2net_xs_512"]
@@ -180,7 +165,7 @@ def markdown(results: dict[str, Any]) -> str:
     base_batch = batch["torch fp32"]
     info = results["machine"]
     lines = [
-        f"Machine: {info['cpu']}, {info['cpus']} cores (avx512_bf16: {info['avx512_bf16']}), torch {info['torch']} "
+        f"Machine: {info['cpu']}, {info['cores']} cores (avx512_bf16: {info['avx512_bf16']}), torch {info['torch']} "
         f"({info['torch_threads']} threads), onnxruntime {info['onnxruntime']}; shared with other jobs "
         f"(1-minute load average {results['load_average_1min'][0]:.1f} before, {results['load_average_1min'][1]:.1f} after).",
         f"Photograph: {photo['description']}, {photo['width']} x {photo['height']} JPEG; shipped model at "

@@ -29,10 +29,8 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from machine_info import machine
 
 from drscreen.inference import Predictor
 from drscreen.io import read_image
@@ -71,32 +70,6 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("explanation (saliency)", "explain/default.py", "explain_default"),
     ("write preview, overlays, JSON", "report/folder.py", "write_image"),
 )
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores, bf16 support and library versions."""
-    flags = ""
-    model = platform.processor()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("Flags:"):
-                flags = line
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx_bf16": "amx_bf16" in flags,
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
 
 
 def generate_photographs(folder: Path, count: int) -> list[Path]:
@@ -253,7 +226,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
-    info = machine()
+    info = {**machine(), "load_average_at_start": os.getloadavg()[0]}
     print(info, flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="drscreen-throughput-"))
     try:

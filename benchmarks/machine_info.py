@@ -1,0 +1,37 @@
+"""The machine a benchmark ran on, for the headers of its results (imported by the scripts here)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from typing import Any
+
+import torch
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, bf16 support, torch's threads and the library versions."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        lscpu = ""
+    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    try:
+        import onnxruntime
+
+        onnx_version: str | None = onnxruntime.__version__
+    except ImportError:
+        onnx_version = None
+    return {
+        "cpu": fields.get("Model name", platform.processor()).strip(),
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": onnx_version,
+        "python": platform.python_version(),
+    }
