@@ -29,6 +29,7 @@ import csv
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -315,12 +316,12 @@ def calibrate(config: ExperimentConfig, features: Path, base_info: dict[str, Any
         for part, p in raw.items()
     }
     curve = roc_curve_points(referable_scores(calibrated["val"].dr_probs), val_grades >= 2)
-    point = OperatingPoint.for_sensitivity(curve, TARGET_SENSITIVITY)
-    point = OperatingPoint(
-        point.threshold, f"referable sensitivity >= {TARGET_SENSITIVITY:.2f} on the validation part "
-        f"({len(val_grades)} images: APTOS 2019 + EyePACS-256), temperature-scaled", point.sensitivity,
-        point.specificity,
-    )  # fmt: skip
+    sources = " + ".join(sources_of(parts["val"]))  # the datasets' adapter names
+    point = replace(
+        OperatingPoint.for_sensitivity(curve, TARGET_SENSITIVITY),
+        source=f"referable sensitivity >= {TARGET_SENSITIVITY:.2f} on the validation part "
+        f"({len(val_grades)} images: {sources}), temperature-scaled",
+    )
     card = {
         "temperature": temperature,
         "dr_decoding": decoding,
