@@ -14,18 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from drscreen._lazy import lazy_exports
-from drscreen._version import __version__
+from drscreen._version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from drscreen.inference import Predictor
-    from drscreen.models import create_model, list_models, load_pretrained
-    from drscreen.report import screen
-    from drscreen.screening import Screener
+    from drscreen.inference import Predictor as Predictor
+    from drscreen.models import create_model as create_model
+    from drscreen.models import list_models as list_models
+    from drscreen.models import load_pretrained as load_pretrained
+    from drscreen.report import screen as screen
+    from drscreen.screening import Screener as Screener
 
-
-__all__ = ["Predictor", "Screener", "__version__", "create_model", "list_models", "load_pretrained", "screen"]
-
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, _lazy_names = lazy_exports(
     __name__,
     {
         "drscreen.models": ("create_model", "list_models", "load_pretrained"),
@@ -34,3 +33,4 @@ __getattr__, __dir__ = lazy_exports(
         "drscreen.report": ("screen",),
     },
 )
+__all__ = ["__version__", *_lazy_names]

@@ -9,10 +9,12 @@ from typing import Any
 
 def lazy_exports(
     package: str, exports: Mapping[str, Sequence[str]]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``; ``exports`` maps a module to the names it provides.
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for ``package``; ``exports`` maps a module to the names it provides.
 
-    A resolved name is cached in the package's namespace, so each import happens once.
+    ``__all__`` is the map's names, sorted, so the map is the one list of the package's lazy API
+    (a package adds the names it defines itself, e.g. ``__version__``). A resolved name is cached
+    in the package's namespace, so each import happens once.
     """
     origin = {name: module for module, names in exports.items() for name in names}
 
@@ -26,4 +28,4 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(set(vars(importlib.import_module(package))) | set(origin))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(origin)

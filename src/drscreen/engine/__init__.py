@@ -16,26 +16,20 @@ from typing import TYPE_CHECKING
 from drscreen._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from drscreen.engine.config import ConfigError, ExperimentConfig, config_from_dict, load_config, save_config
-    from drscreen.engine.evaluation import evaluate
-    from drscreen.engine.runs import train
-    from drscreen.engine.schedules import ROUND_HOOKS, SCHEDULES, RoundContext, RoundHook
+    from drscreen.engine.config import ConfigError as ConfigError
+    from drscreen.engine.config import ExperimentConfig as ExperimentConfig
+    from drscreen.engine.config import config_from_dict as config_from_dict
+    from drscreen.engine.config import load_config as load_config
+    from drscreen.engine.config import save_config as save_config
+    from drscreen.engine.evaluation import evaluate as evaluate
+    from drscreen.engine.runs import train as train
+    from drscreen.engine.schedules import ROUND_HOOKS as ROUND_HOOKS
+    from drscreen.engine.schedules import SCHEDULES as SCHEDULES
+    from drscreen.engine.schedules import RoundContext as RoundContext
+    from drscreen.engine.schedules import RoundHook as RoundHook
 
-__all__ = [
-    "ROUND_HOOKS",
-    "SCHEDULES",
-    "ConfigError",
-    "ExperimentConfig",
-    "RoundContext",
-    "RoundHook",
-    "config_from_dict",
-    "evaluate",
-    "load_config",
-    "save_config",
-    "train",
-]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "drscreen.engine.config": ("ConfigError", "ExperimentConfig", "config_from_dict", "load_config", "save_config"),

@@ -38,50 +38,32 @@ from typing import TYPE_CHECKING
 from drscreen._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from drscreen.experiments.dialect import deep_merge, read_experiment_file, substitute
-    from drscreen.experiments.plan import load_experiment, select_runs
-    from drscreen.experiments.run import run_experiment, validation_curves
-    from drscreen.experiments.spec import (
-        SPLITS,
-        Column,
-        EvaluationTarget,
-        Experiment,
-        ExperimentError,
-        ExperimentSpec,
-        PlannedRun,
-        RunSpec,
-        TinySettings,
-        evaluation_target,
-    )
-    from drscreen.experiments.table import format_cell, lookup, table_markdown, tabulate, training_seconds, write_report
+    from drscreen.experiments.dialect import deep_merge as deep_merge
+    from drscreen.experiments.dialect import read_experiment_file as read_experiment_file
+    from drscreen.experiments.dialect import substitute as substitute
+    from drscreen.experiments.plan import load_experiment as load_experiment
+    from drscreen.experiments.plan import select_runs as select_runs
+    from drscreen.experiments.run import run_experiment as run_experiment
+    from drscreen.experiments.run import validation_curves as validation_curves
+    from drscreen.experiments.spec import SPLITS as SPLITS
+    from drscreen.experiments.spec import Column as Column
+    from drscreen.experiments.spec import EvaluationTarget as EvaluationTarget
+    from drscreen.experiments.spec import Experiment as Experiment
+    from drscreen.experiments.spec import ExperimentError as ExperimentError
+    from drscreen.experiments.spec import ExperimentSpec as ExperimentSpec
+    from drscreen.experiments.spec import PlannedRun as PlannedRun
+    from drscreen.experiments.spec import RunSpec as RunSpec
+    from drscreen.experiments.spec import TinySettings as TinySettings
+    from drscreen.experiments.spec import evaluation_target as evaluation_target
+    from drscreen.experiments.table import format_cell as format_cell
+    from drscreen.experiments.table import lookup as lookup
+    from drscreen.experiments.table import table_markdown as table_markdown
+    from drscreen.experiments.table import tabulate as tabulate
+    from drscreen.experiments.table import training_seconds as training_seconds
+    from drscreen.experiments.table import write_report as write_report
 
-__all__ = [
-    "Column",
-    "EvaluationTarget",
-    "Experiment",
-    "ExperimentError",
-    "ExperimentSpec",
-    "PlannedRun",
-    "RunSpec",
-    "SPLITS",
-    "TinySettings",
-    "deep_merge",
-    "evaluation_target",
-    "format_cell",
-    "load_experiment",
-    "lookup",
-    "read_experiment_file",
-    "run_experiment",
-    "select_runs",
-    "substitute",
-    "table_markdown",
-    "tabulate",
-    "training_seconds",
-    "validation_curves",
-    "write_report",
-]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "drscreen.experiments.spec": (
