@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from drscreen.data import LESION_UNION, load_dataset
+from drscreen.data import read_seg_subset
 from drscreen.explain import POINTING_TOLERANCE, saliency_maps, score_maps
 from drscreen.explain.default import (
     DEFAULT_EXPLANATION,
@@ -48,7 +48,7 @@ from drscreen.explain.default import (
     explain_default,
     is_degenerate,
 )
-from drscreen.io import read_image, read_mask
+from drscreen.io import read_image
 from drscreen.models import load_pretrained
 from drscreen.models.base import DRModel
 from drscreen.preprocess import PreprocessConfig, Preprocessor
@@ -67,14 +67,11 @@ def photographs(preprocessor: Preprocessor, root: Path) -> tuple[torch.Tensor, l
     """Network inputs (N, 3, S, S), union-of-lesion masks (S, S) bool in the same crop (any
     coverage counts), image names and the quality gate's verdicts of the IDRiD subset."""
     tensors, masks, names, usable = [], [], [], []
-    for sample in load_dataset("idrid-seg-subset", root):
-        image = read_image(sample.image_path)
+    for sample, image, union in read_seg_subset(root):
         prepared = preprocessor.prepare(image)
-        path = (sample.lesion_masks or {}).get(LESION_UNION)
-        union = read_mask(path) if path is not None else np.zeros(image.shape[:2], bool)
         tensors.append(prepared.tensor)
         masks.append(preprocessor.prepare_mask(union, prepared.geometry, threshold=None) > 0)
-        names.append(Path(sample.image_path).stem)
+        names.append(sample.id)
         usable.append(prepared.usable)
     return torch.stack(tensors), masks, names, usable
 

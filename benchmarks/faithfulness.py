@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import yaml
 
-from drscreen.data import LESION_UNION, load_dataset
+from drscreen.data import LESION_UNION, read_seg_subset
 from drscreen.engine.runs import write_json
 from drscreen.explain import (
     POINTING_TOLERANCE,
@@ -56,7 +56,6 @@ from drscreen.explain import (
     score_maps,
 )
 from drscreen.explain.faithfulness import DEFAULT_METHODS
-from drscreen.io import read_image, read_mask
 from drscreen.models import DRModel, create_model
 from drscreen.models.registry import MODELS
 from drscreen.preprocess import PreprocessConfig, Preprocessor
@@ -114,10 +113,7 @@ def synthetic_set(preprocessor: Preprocessor, count: int, size: int, seed: int) 
 def idrid_set(preprocessor: Preprocessor, root: Path) -> Photos:
     """The IDRiD subset's photographs with their union-of-lesion masks (empty where absent)."""
     tensors, masks = [], []
-    for sample in load_dataset("idrid-seg-subset", root):
-        image = read_image(sample.image_path)
-        path = (sample.lesion_masks or {}).get(LESION_UNION)
-        union = read_mask(path) if path is not None else np.zeros(image.shape[:2], bool)
+    for _, image, union in read_seg_subset(root):
         tensor, cropped = in_crop(preprocessor, image, {LESION_UNION: union})
         tensors.append(tensor)
         masks.append(cropped[LESION_UNION])

@@ -21,6 +21,7 @@ from drscreen.data import (
     list_datasets,
     load_dataset,
     patient_kfold,
+    read_seg_subset,
     read_splits,
     split_by_patient,
     write_splits,
@@ -185,6 +186,24 @@ def test_idrid_seg_subset(tmp_path: Path, tiny_jpeg: bytes) -> None:
         LESION_UNION: tmp_path / "masks/IDRiD_03_LESION.png", "OD": tmp_path / "masks/IDRiD_03_OD.png"
     }
     assert samples[1].lesion_masks[LESION_UNION] is None  # type: ignore[index]
+
+
+def test_read_seg_subset_reads_images_and_union_masks(tmp_path: Path) -> None:
+    """Image and union mask at full size; a photograph without a union mask gets an empty one."""
+    for number in ("03", "04"):
+        (tmp_path / "images").mkdir(exist_ok=True)
+        Image.new("RGB", (160, 128), (90, 30, 10)).save(tmp_path / "images" / f"IDRiD_{number}.jpg")
+    lesion = np.zeros((128, 160), np.uint8)
+    lesion[10:20, 30:50] = 255
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(lesion).save(tmp_path / "masks" / "IDRiD_03_LESION.png")
+    read = list(read_seg_subset(tmp_path))
+    assert [sample.id for sample, _, _ in read] == ["IDRiD_03", "IDRiD_04"]
+    for _, image, union in read:
+        assert image.shape == (128, 160, 3) and image.dtype == np.uint8
+        assert union.shape == (128, 160) and union.dtype == bool
+    assert np.array_equal(read[0][2], lesion > 0)
+    assert not read[1][2].any()
 
 
 # ---------------------------------------------------------------------------------------------

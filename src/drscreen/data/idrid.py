@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from drscreen.data._tables import (
     ImageIndex,
@@ -17,7 +20,7 @@ from drscreen.data._tables import (
 from drscreen.data.catalog import DATASETS
 from drscreen.data.errors import DatasetError
 from drscreen.data.sample import LESION_UNION, Sample
-from drscreen.io import find_images
+from drscreen.io import find_images, read_image, read_mask
 
 SPLIT_FOLDERS: dict[str, str] = {"train": "a. Training Set", "test": "b. Testing Set"}
 #: Part A ground-truth folder of each structure, in the official numbering.
@@ -152,6 +155,16 @@ def load_idrid_seg_subset(root: Path, split: str | None = None) -> list[Sample]:
         )
         for image in _idrid_images(image_dir)
     ]
+
+
+def read_seg_subset(root: Path) -> Iterator[tuple[Sample, np.ndarray, np.ndarray]]:
+    """Each photograph of the ``idrid-seg-subset`` at ``root``, read: its sample, the image (H, W, 3)
+    uint8 RGB and its union-of-lesion mask (H, W) bool, all False where the subset has none."""
+    for sample in load_idrid_seg_subset(root):
+        image = read_image(sample.image_path)
+        path = (sample.lesion_masks or {}).get(LESION_UNION)
+        union = read_mask(path) if path is not None else np.zeros(image.shape[:2], bool)
+        yield sample, image, union
 
 
 def _idrid_images(folder: Path) -> list[Path]:
