@@ -19,7 +19,9 @@ from drscreen.models.pretrained import pack_checkpoint
 from drscreen.preprocess import PreprocessConfig
 from drscreen.report.overlays import overlay_layers
 from drscreen.screening import ScreenedImage, Screener, ScreeningInput
+from drscreen.screening.batch import PreparedPhotograph, load_photograph
 from drscreen.screening.findings import lesion_findings
+from drscreen.screening.screener import content_sha256
 from drscreen.synth import generate_fundus
 
 #: Input side of the stub lesion model (the grader's is 224).
@@ -124,15 +126,38 @@ def test_without_a_lesion_model_the_grader_maps_are_used(lesion_predictor: Predi
 
 
 def test_the_batch_path_with_a_lesion_model_gives_the_one_image_results(lesion_predictor: Predictor) -> None:
+    """Three photographs and, between them, a blank image the quality gate rejects."""
     screener = Screener(explain=False, lesion_model=lesion_predictor, batch_size=2)
     inputs = [ScreeningInput(id=f"s{seed}", image=generate_fundus(seed=seed, size=512).image) for seed in range(3)]
+    inputs.insert(1, ScreeningInput(id="blank", image=np.full((480, 640, 3), 128, np.uint8)))
     batched = list(screener.screen(inputs, workers=2))
     for many, item in zip(batched, inputs, strict=True):
         one = screener.screen_one(item)
         assert isinstance(many, ScreenedImage) and isinstance(one, ScreenedImage)
+        assert many.result.status == one.result.status == ("ungradable" if item.id == "blank" else "screened")
         assert many.result.lesions == one.result.lesions and many.result.landmarks == one.result.landmarks
+        if item.id == "blank":
+            assert many.lesion_probs is None and one.lesion_probs is None
+            continue
         assert many.lesion_probs is not None and one.lesion_probs is not None
         assert np.abs(many.lesion_probs - one.lesion_probs).max() <= 1e-5
+
+
+def test_a_rejected_photograph_gets_no_lesion_view(lesion_predictor: Predictor) -> None:
+    """The lesion model's input is prepared only for photographs the quality gate passed."""
+    screener = Screener(explain=False, lesion_model=lesion_predictor)
+    config, lesion_config = screener.predictor.preprocessor.config, lesion_predictor.preprocessor.config
+    blank = ScreeningInput(id="blank", image=np.full((480, 640, 3), 128, np.uint8))
+    fundus = ScreeningInput(id="fundus", image=generate_fundus(seed=3, size=512).image)
+    rejected = load_photograph(blank, config, content_sha256, lesion_config=lesion_config)
+    passed = load_photograph(fundus, config, content_sha256, lesion_config=lesion_config)
+    assert isinstance(rejected, PreparedPhotograph) and not rejected.prepared.usable and rejected.lesion is None
+    assert isinstance(passed, PreparedPhotograph) and passed.prepared.usable and passed.lesion is not None
+
+    screened = screener.screen_one(blank)
+    assert isinstance(screened, ScreenedImage) and screened.result.status == "ungradable"
+    assert screened.lesion_prepared is None and screened.lesion_probs is None and screened.landmarks is None
+    assert overlay_layers(screened, screener.lesion_threshold, size=None) == {}
 
 
 def test_a_packed_u2net_lesion_model_screens_on_torch_and_onnx(

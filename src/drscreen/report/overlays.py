@@ -47,11 +47,11 @@ def overlay_layers(screened: ScreenedImage, threshold: float, size: int | None =
     factor = display_scale(width, height, size)
     display = (max(1, round(height * factor)), max(1, round(width * factor)))
     geometry = screened.prepared.geometry.rescaled(factor, display)
-    lesion_view = screened.lesion_prepared or screened.prepared
-    lesion_geometry = lesion_view.geometry.rescaled(factor, display)
+    lesion_view = screened.lesion_prepared  # None: not graded, so no maps and no landmarks
+    lesion_geometry = None if lesion_view is None else lesion_view.geometry.rescaled(factor, display)
     shape = geometry.original_size
     layers: dict[str, np.ndarray] = {}
-    if screened.lesion_probs is not None:
+    if screened.lesion_probs is not None and lesion_geometry is not None:
         probs = screened.lesion_probs
         lesions = np.zeros((*shape, 4), np.uint8)
         for code in SEGMENTATION_LESIONS:
@@ -59,7 +59,7 @@ def overlay_layers(screened: ScreenedImage, threshold: float, size: int | None =
                 mask = lesion_geometry.to_original(probs[screened.lesion_classes.index(code)] >= threshold, "linear")
                 lesions[mask] = (*lesion_color(code), 255)
         layers["lesions"] = lesions
-    if screened.landmarks is not None:
+    if screened.landmarks is not None and lesion_geometry is not None:
         layers["disc"] = _disc_layer(screened, lesion_geometry, threshold)
     if screened.saliency is not None:
         heat = geometry.to_original(screened.saliency.astype(np.float32), "linear")

@@ -67,7 +67,8 @@ class PreparedPhotograph:
         original_size: (H, W) of the original photograph, px.
         digest: SHA-256 of the file's bytes (or of the in-memory image).
         seconds: time spent hashing, reading and preparing, s.
-        lesion: the lesion model's view of the same reduced read, or None without one.
+        lesion: the lesion model's view of the same reduced read; None without a lesion model and
+            for a photograph the quality gate rejected (it is not graded, so no lesion maps).
     """
 
     image: np.ndarray
@@ -103,7 +104,8 @@ def load_photograph(
 
     ``display_size``: long side (px) the returned ``image`` must have at least (None: full
     resolution). The analysis never depends on it: a larger display is a second, display-only read.
-    ``lesion_config``: also prepare the reduced image for a separate lesion model (``lesion``).
+    ``lesion_config``: also prepare the reduced image for a separate lesion model (``lesion``),
+    when the quality gate passed it.
     """
     started = time.perf_counter()
     try:
@@ -114,7 +116,9 @@ def load_photograph(
             assert item.image is not None
             photo = reduce_photograph(item.image)
         prepared = prepare_reduced(config, photo)
-        lesion = None if lesion_config is None else prepare_reduced(lesion_config, photo, prepared.fov)
+        lesion = None
+        if lesion_config is not None and prepared.usable:
+            lesion = prepare_reduced(lesion_config, photo, prepared.fov)
         image, ratio = _display(item, photo, display_size)
     except InputError as error:
         return LoadFailure(error.code, error.reason)

@@ -60,10 +60,11 @@ class ScreenedImage:
 
     ``image``: (h, w, 3) uint8 RGB, the photograph reduced by an integer factor to at least the
     display size asked for (``drscreen.io.draft``; ``result.image_size`` is the original's).
-    ``prepared``: the grading model's input. ``lesion_prepared``: the input the lesion maps come
-    from (the separate lesion model's, else ``prepared``). ``lesion_probs``: (C, S', S') float32
-    in ``lesion_prepared``'s crop (channels ``lesion_classes``). ``landmarks``: disc and fovea in
-    the same crop's pixels. ``saliency``: (S, S) float32 in [0, 1] in ``prepared``'s crop. Map
+    ``prepared``: the grading model's input. ``lesion_prepared``: the input the lesion maps and
+    landmarks come from (the separate lesion model's, else ``prepared``); None for an image the
+    quality gate rejected (not graded: no maps, no landmarks). ``lesion_probs``: (C, S', S')
+    float32 in ``lesion_prepared``'s crop (channels ``lesion_classes``). ``landmarks``: disc and
+    fovea in the same crop's pixels. ``saliency``: (S, S) float32 in [0, 1] in ``prepared``'s crop. Map
     crop arrays onto ``image`` with the geometry of the input they come from.
     """
 
@@ -74,11 +75,7 @@ class ScreenedImage:
     lesion_probs: np.ndarray | None
     saliency: np.ndarray | None
     landmarks: Landmarks | None
-    lesion_prepared: PreparedImage | None = None
-
-    def __post_init__(self) -> None:
-        if self.lesion_prepared is None:
-            self.lesion_prepared = self.prepared
+    lesion_prepared: PreparedImage | None
 
 
 @dataclass(frozen=True)
@@ -253,10 +250,11 @@ class Screener:
         started = time.perf_counter()
         predictions = self.predictor.predict_prepared([loaded.prepared for _, loaded in batch], pad_batches=pad_batches)
         lesion_predictions: list[Prediction | None] = [None] * len(batch)
-        graded = [i for i, prediction in enumerate(predictions) if prediction.graded]
+        # The loader prepares the lesion model's view of every photograph the quality gate passed.
+        views = {i: loaded.lesion for i, (_, loaded) in enumerate(batch) if loaded.lesion is not None}
+        graded = [i for i, prediction in enumerate(predictions) if prediction.graded and i in views]
         if self.lesion_predictor is not None and graded:
-            views = [batch[i][1].lesion for i in graded]  # the loader prepares the lesion model's view
-            inputs = [view.prepared for view in views]  # type: ignore[union-attr]
+            inputs = [views[i].prepared for i in graded]
             lesion_batch = self.lesion_predictor.predict_prepared(inputs, pad_batches=pad_batches)
             for i, lesion_prediction in zip(graded, lesion_batch, strict=True):
                 lesion_predictions[i] = lesion_prediction
@@ -329,7 +327,7 @@ class Screener:
             result=result, image=loaded.image, prepared=prepared, lesion_classes=classes,
             lesion_probs=lesion_probs if prediction.graded else None,
             saliency=None if explanation is None or explanation.degenerate else explanation.map,
-            landmarks=landmarks, lesion_prepared=lesion_prepared,
+            landmarks=landmarks, lesion_prepared=lesion_prepared if prediction.graded else None,
         )  # fmt: skip
 
     # --------------------------------------------------------------------------------- parts
