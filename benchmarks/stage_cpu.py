@@ -66,6 +66,16 @@ def disc_map(screened: ScreenedImage) -> np.ndarray | None:
     return screened.lesion_probs[screened.lesion_classes.index("OD")]
 
 
+def package_location(package: Path) -> str:
+    """Where the timed ``drscreen`` package lives, with no machine's absolute path: relative to this
+    repository (``src/drscreen``), or, from another checkout, from the folder that holds it
+    (``<checkout>/src/drscreen``)."""
+    package = package.resolve()
+    if package.is_relative_to(REPO_ROOT):
+        return package.relative_to(REPO_ROOT).as_posix()
+    return package.relative_to(package.parents[2]).as_posix()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photographs", type=int, default=8)
@@ -101,7 +111,7 @@ def main() -> None:
         }
     results = {
         "command": "python benchmarks/stage_cpu.py " + " ".join(sys.argv[1:]),
-        "drscreen": str(Path(drscreen.__file__).parent),
+        "drscreen": package_location(Path(drscreen.__file__).parent),
         "photographs": len(paths),
         "repeats": args.repeats,
         "load_average_1min": [load_before, os.getloadavg()[0]],
