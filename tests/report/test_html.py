@@ -138,11 +138,39 @@ def test_label_metrics_score_the_stored_results(run: tuple[Path, list[ImageResul
     assert [[count for count, _ in row] for row in metrics["dr"]["matrix"]] == [
         [0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0]]  # fmt: skip
     referable = metrics["referable"]
+    # The stored scores are DR-only (from_grades ["dr"]), so the reference is DR >= 2: p2_right
+    # (DR 1, DME 1) is not referable here but counted as referable by DME alone.
+    assert (referable["n"], referable["n_referable"], referable["n_dme_only"]) == (3, 2, 1)
+    assert referable["title"] == "Referable DR (DR ≥ 2)" and "DR-only" in referable["rule"]
+    assert referable["sensitivity"] == pytest.approx(1 / 2) and referable["specificity"] == pytest.approx(1.0)
+    assert referable["auc"] == pytest.approx(0.75)
+    assert metrics["dme"]["n"] == 3 and metrics["n_ungradable"] == 0
+
+
+def test_the_referable_reference_counts_dme_only_where_the_score_combines_it(
+    run: tuple[Path, list[ImageResult], list[PatientResult]],
+) -> None:
+    _, results, _ = run
+    labels = {"p1_right": LabelRow(3, 2), "p1_left": LabelRow(2, 0), "p2_right": LabelRow(1, 1)}
+    with_dme = [
+        r if r.referable is None else r.model_copy(update={"referable": r.referable.model_copy(
+            update={"from_grades": ["dr", "dme"]})})
+        for r in results
+    ]  # fmt: skip
+    referable = label_metrics(with_dme, labels)["referable"]
     # DME >= 1 makes p2_right a referable reference although its DR grade is 1: all three are referable.
-    assert (referable["n"], referable["n_referable"]) == (3, 3)
+    assert (referable["n"], referable["n_referable"], referable["n_dme_only"]) == (3, 3, 0)
+    assert referable["title"] == "Referable disease" and referable["rule"].startswith("DR ≥ 2, or DME ≥ 1")
     assert referable["sensitivity"] == pytest.approx(1 / 3)
     assert referable["auc"] is None and referable["specificity"] is None
-    assert metrics["dme"]["n"] == 3 and metrics["n_ungradable"] == 0
+
+
+def test_the_page_names_the_referable_reference(run: tuple[Path, list[ImageResult], list[PatientResult]]) -> None:
+    out_dir, results, patients = run
+    labels = {"p1_right": LabelRow(3, 2), "p1_left": LabelRow(2, 0), "p2_right": LabelRow(1, 1)}
+    page = write_html_report(out_dir, results, patients, ERRORS, RUN_INFO, labels=labels).read_text(encoding="utf-8")
+    assert "Referable DR (DR ≥ 2)" in page and "Reference: DR ≥ 2, as the referable score is DR-only." in page
+    assert "1 more have DME ≥ 1 but DR below it in the labels: not counted as referable here" in page
 
 
 def test_ids_are_escaped(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ from drscreen.grading import (
     DR_GRADE_NAMES,
     GRADE_DECODINGS,
     LESION_BY_CODE,
+    REFERABLE_DME_MIN,
+    REFERABLE_DR_MIN,
     SEGMENTATION_LESIONS,
     lesion_color,
     referable_labels,
@@ -348,6 +350,37 @@ def _interval(values: tuple[float, float] | None) -> tuple[float, float] | None:
     return float(values[0]), float(values[1])
 
 
+def _reference_referable(labels: Sequence[LabelRow], with_dme: Sequence[bool]) -> tuple[np.ndarray, dict[str, Any]]:
+    """bool (N,) referable reference of ``labels`` by the rule of the score each is compared with,
+    and how to label it.
+
+    ``with_dme[i]``: image i's score combines DME (``ReferableResult.from_grades``); then its
+    reference is DR >= 2 or DME >= 1 (where the label gives DME), else DR >= 2 alone: a DR-only
+    score (the shipped model's) is not scored against DME referrals it cannot see. Those are
+    counted in ``n_dme_only`` (label DME >= 1 with DR < 2, score without DME); DME agreement has
+    its own section. ``title`` and ``rule`` name the reference in the page.
+    """
+    dr = np.array([label.dr_grade for label in labels], dtype=np.int64)
+    dme = np.array([-1 if label.dme_grade is None else label.dme_grade for label in labels], dtype=np.int64)
+    uses_dme = np.asarray(with_dme, dtype=bool)
+    dr_referable = referable_labels(dr)
+    dme_referable = dme >= REFERABLE_DME_MIN  # a missing DME grade (-1) is not
+    dr_rule, dme_rule = f"DR ≥ {REFERABLE_DR_MIN}", f"DME ≥ {REFERABLE_DME_MIN}"
+    if uses_dme.all():
+        title, rule = "Referable disease", f"{dr_rule}, or {dme_rule} where the labels give a DME grade"
+    elif not uses_dme.any():
+        title, rule = f"Referable DR ({dr_rule})", f"{dr_rule}, as the referable score is DR-only"
+    else:
+        title, rule = "Referable disease", f"{dr_rule}, and {dme_rule} for the images whose score combines DME"
+    labelling = {
+        "title": title,
+        "rule": rule,
+        "n_dme_only": int((dme_referable & ~dr_referable & ~uses_dme).sum()),
+        "dme_rule": dme_rule,
+    }
+    return dr_referable | (dme_referable & uses_dme), labelling
+
+
 def _referable_scoring(reference: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
     """AUC, sensitivity and specificity of the stored referable scores at ``threshold``, with
     stratified 95 % percentile bootstrap intervals (``drscreen.metrics.score_referable``), and the ROC curve."""
@@ -398,7 +431,8 @@ def label_metrics(results: Sequence[ImageResult], labels: Mapping[str, LabelRow]
     """Agreement of the gradable results with the reference labels: DR (and DME) confusion
     matrices, kappa and accuracy, and the referable score's AUC, sensitivity and specificity.
 
-    The reference is referable when DR >= 2, or DME >= 1 where the label gives a DME grade.
+    The referable reference follows the rule of the score it is compared with
+    (``_reference_referable``): DR >= 2, and DME >= 1 only where the score combines DME.
     Ungradable images have no grade and are counted, not scored.
     """
     labelled = [(r, _label_for(r, labels)) for r in results]
@@ -426,11 +460,12 @@ def label_metrics(results: Sequence[ImageResult], labels: Mapping[str, LabelRow]
         out["dme"]["validated"] = all(r.dme.validated_on_real_data for r, _ in with_dme)
     scored = [(r, label) for r, label in graded if r.referable is not None]
     if scored:
-        reference = np.array([bool(referable_labels([label.dr_grade], None if label.dme_grade is None
-                                                    else [label.dme_grade])[0]) for _, label in scored])  # fmt: skip
+        reference, labelling = _reference_referable(
+            [label for _, label in scored], ["dme" in r.referable.from_grades for r, _ in scored]
+        )
         scores = np.array([r.referable.score for r, _ in scored], dtype=np.float64)
         thresholds = {r.referable.threshold for r, _ in scored}
-        out["referable"] = _referable_scoring(reference, scores, max(thresholds))
+        out["referable"] = _referable_scoring(reference, scores, max(thresholds)) | labelling
         out["referable"]["several_thresholds"] = len(thresholds) > 1
         out["referable"]["operating_point_source"] = scored[0][0].referable.operating_point
         out["referable"]["validated"] = all(r.referable.validated_on_real_data for r, _ in scored)
