@@ -202,26 +202,19 @@ class ServerProcess:
         self.log.close()
 
 
-def create_user_cli(data_dir: Path, username: str = "alice", password: str = PASSWORD, *extra: str) -> None:
+def run_create_user(
+    data_dir: Path, username: str = "alice", password: str = PASSWORD, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """``drscreen serve create-user`` with the password on standard input (``extra``: e.g. --database URL)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "drscreen.cli",
-            "serve",
-            "create-user",
-            username,
-            "--data-dir",
-            str(data_dir),
-            "--password-stdin",
-            *extra,
-        ],
-        input=password + "\n",
-        text=True,
-        capture_output=True,
-        timeout=120,
+    command = [sys.executable, "-m", "drscreen.cli", "serve", "create-user", username, "--data-dir", str(data_dir)]
+    return subprocess.run(
+        [*command, "--password-stdin", *extra], input=password + "\n", text=True, capture_output=True, timeout=120
     )
+
+
+def create_user_cli(data_dir: Path, username: str = "alice", password: str = PASSWORD, *extra: str) -> None:
+    """``run_create_user``, which must succeed."""
+    done = run_create_user(data_dir, username, password, *extra)
     assert done.returncode == 0, done.stderr
 
 

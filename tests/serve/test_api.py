@@ -5,46 +5,30 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 from PIL import Image as PILImage
-from serve_helpers import wait_for
 
 from drscreen.screening import ImageResult
 
 
-def noise_png() -> bytes:
-    """A photograph the quality gate calls ungradable (noise, not a fundus)."""
-    buffer = io.BytesIO()
-    PILImage.frombytes("RGB", (320, 320), os.urandom(320 * 320 * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def submit(client, patient: str, laterality: str, files: list) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    answer = client.post(
-        "/api/images",
-        data={"patient_id": patient, "laterality": laterality, "visit": "2026-11-26"},
-        files=[("files", f) for f in files],
-    )
+def submit(upload, client, patient: str, laterality: str, files: list) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """Upload ``files``; accepted (202) or all refused (422), the answer's JSON."""
+    answer = upload(client, files, patient, laterality)
     assert answer.status_code in (202, 422), answer.text
     return answer.json()
 
 
-def wait_done(client, job_id: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    return wait_for(
-        lambda: (job := client.get(f"/api/jobs/{job_id}").json())["status"] in ("done", "failed") and job, timeout=120
-    )
-
-
-def test_submit_poll_fetch_list_export_and_delete(make_client, fast_screener, good_photo: Path) -> None:  # type: ignore[no-untyped-def]
+def test_submit_poll_fetch_list_export_and_delete(  # type: ignore[no-untyped-def]
+    make_client, fast_screener, good_photo: Path, upload, noise_png, wait_for_job
+) -> None:
     client = make_client(workers=1, screener_factory=fast_screener, poll_seconds=0.1)
-    right = submit(client, "P-100", "R", [("right.jpg", good_photo.read_bytes(), "image/jpeg")])["files"][0]
-    left = submit(client, "P-100", "L", [("left.png", noise_png(), "image/png")])["files"][0]
-    other = submit(client, "Q-7", "", [("q.jpg", good_photo.read_bytes(), "image/jpeg")])["files"][0]
+    right = submit(upload, client, "P-100", "R", [("right.jpg", good_photo.read_bytes(), "image/jpeg")])["files"][0]
+    left = submit(upload, client, "P-100", "L", [("left.png", noise_png(320), "image/png")])["files"][0]
+    other = submit(upload, client, "Q-7", "", [("q.jpg", good_photo.read_bytes(), "image/jpeg")])["files"][0]
     assert right["accepted"] and left["accepted"] and other["accepted"]
     for outcome in (right, left, other):
-        job = wait_done(client, outcome["job_id"])
+        job = wait_for_job(client, outcome["job_id"])
         assert job["status"] == "done" and job["attempts"] == 1
 
     result = ImageResult.model_validate(client.get(f"/api/images/{right['image_id']}/result").json())
@@ -99,9 +83,9 @@ def test_submit_poll_fetch_list_export_and_delete(make_client, fast_screener, go
     assert [p for p in blobs.rglob("*") if p.is_file()] == []
 
 
-def test_a_rejected_upload_and_a_file_the_screener_cannot_read(make_client, fast_screener) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejected_upload_and_a_file_the_screener_cannot_read(make_client, fast_screener, upload) -> None:  # type: ignore[no-untyped-def]
     client = make_client(workers=1, screener_factory=fast_screener, poll_seconds=0.1)
-    answer = submit(client, "P1", "R", [("notes.jpg", b"GIF89a not really", "image/jpeg")])
+    answer = submit(upload, client, "P1", "R", [("notes.jpg", b"GIF89a not really", "image/jpeg")])
     assert answer["accepted"] == 0 and answer["files"][0]["code"] in ("not_an_image", "unsupported_format", "corrupt")
     assert client.get("/api/images").json()["total"] == 0
 

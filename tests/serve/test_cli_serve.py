@@ -9,17 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from serve_helpers import ServerProcess, create_user_cli, sign_in, wait_for
-
-
-def upload(client: httpx.Client, photo: Path) -> dict:  # type: ignore[type-arg]
-    answer = client.post(
-        "/api/images",
-        data={"patient_id": "P-restart", "laterality": "R", "visit": "2026-11-26"},
-        files={"files": (photo.name, photo.read_bytes(), "image/jpeg")},
-    )
-    assert answer.status_code == 202, answer.text
-    return answer.json()["files"][0]
+from serve_helpers import ServerProcess, create_user_cli, run_create_user, sign_in
 
 
 @contextmanager
@@ -29,23 +19,23 @@ def signed_in(server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_results_and_queued_jobs_survive_kill_9(tmp_path: Path, good_photo: Path) -> None:
+def test_results_and_queued_jobs_survive_kill_9(tmp_path: Path, good_photo: Path, upload, wait_for_job) -> None:  # type: ignore[no-untyped-def]
     data_dir = tmp_path / "site"
     create_user_cli(data_dir)
     web_only = ServerProcess(data_dir, workers=0).start()  # nobody screens: the job stays queued
     try:
         with signed_in(web_only) as client:
-            queued = upload(client, good_photo)
+            answer = upload(client, [(good_photo.name, good_photo.read_bytes(), "image/jpeg")], "P-restart")
+            assert answer.status_code == 202, answer.text
+            queued = answer.json()["files"][0]
             assert client.get(f"/api/jobs/{queued['job_id']}").json()["status"] == "queued"
     finally:
         web_only.kill()
     server = ServerProcess(data_dir, workers=1).start()  # restarted with a worker: the queued job runs
     try:
         with signed_in(server) as client:
-            job = wait_for(
-                lambda: (j := client.get(f"/api/jobs/{queued['job_id']}").json())["status"] == "done" and j, timeout=180
-            )
-            assert job["image_status"] == "screened"
+            job = wait_for_job(client, queued["job_id"], timeout=180)
+            assert job["status"] == "done" and job["image_status"] == "screened"
             before = client.get(f"/api/images/{queued['image_id']}/result").json()
     finally:
         server.kill()
@@ -60,23 +50,7 @@ def test_results_and_queued_jobs_survive_kill_9(tmp_path: Path, good_photo: Path
 
 
 def test_create_user_rejects_a_short_password(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "drscreen.cli",
-            "serve",
-            "create-user",
-            "bob",
-            "--data-dir",
-            str(tmp_path),
-            "--password-stdin",
-        ],
-        input="short\n",
-        text=True,
-        capture_output=True,
-        timeout=120,
-    )
+    done = run_create_user(tmp_path, "bob", "short")
     assert done.returncode == 1 and "at least 8 characters" in done.stderr
 
 

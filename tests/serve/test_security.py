@@ -4,15 +4,12 @@ content checks by the io layer, no client name on disk, loopback unless signed i
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image as PILImage
 from serve_helpers import PASSWORD
 from sqlalchemy import select
 
@@ -21,7 +18,6 @@ from drscreen.serve.main import is_loopback, run_server
 from drscreen.serve.security import SECURITY_HEADERS
 from drscreen.serve.tables import ApiToken, ImageFile, User
 
-UPLOAD_FORM = {"patient_id": "P1", "laterality": "R", "visit": "2026-11-26"}
 PATH_VALUES = {
     "image_id": str(uuid.uuid4()),
     "job_id": str(uuid.uuid4()),
@@ -39,12 +35,6 @@ def protected_routes(client: TestClient) -> list[tuple[str, str]]:
             continue
         routes.append((method, re.sub(r"\{(\w+)(:\w+)?\}", lambda m: PATH_VALUES[m.group(1)], path)))
     return routes
-
-
-def png_bytes(size: int = 256) -> bytes:
-    buffer = io.BytesIO()
-    PILImage.frombytes("RGB", (size, size), os.urandom(size * size * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_every_route_without_valid_credentials_answers_401_or_403(make_client) -> None:  # type: ignore[no-untyped-def]
@@ -93,7 +83,7 @@ def test_cookie_sessions_need_the_csrf_token_for_changes(make_client) -> None:  
     assert client.get("/api/me").json() == {"username": "alice", "via": "session"}  # reading needs no token
 
 
-def test_passwords_and_tokens_are_stored_hashed_and_tokens_work_without_csrf(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_passwords_and_tokens_are_stored_hashed_and_tokens_work_without_csrf(make_client, upload, noise_png) -> None:  # type: ignore[no-untyped-def]
     client = make_client()
     token = client.post("/api/tokens", json={"name": "script"}).json()["token"]
     with client.app.state.drscreen.sessions() as session:  # type: ignore[attr-defined]
@@ -103,8 +93,7 @@ def test_passwords_and_tokens_are_stored_hashed_and_tokens_work_without_csrf(mak
     assert token not in stored and len(stored) == 1
     script = TestClient(client.app, headers={"Authorization": f"Bearer {token}"})
     assert script.get("/api/me").json() == {"username": "alice", "via": "token"}
-    answer = script.post("/api/images", data=UPLOAD_FORM, files={"files": ("a.png", png_bytes(), "image/png")})
-    assert answer.status_code == 202
+    assert upload(script, [("a.png", noise_png(), "image/png")]).status_code == 202
 
 
 def test_signing_out_ends_the_session(make_client) -> None:  # type: ignore[no-untyped-def]
@@ -129,14 +118,16 @@ def test_security_headers_on_pages_api_and_files(make_client) -> None:  # type: 
     assert "httponly" in login.headers["set-cookie"].lower()
 
 
-def test_content_is_checked_by_the_io_layer_and_client_names_never_reach_the_disk(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_content_is_checked_by_the_io_layer_and_client_names_never_reach_the_disk(  # type: ignore[no-untyped-def]
+    make_client, upload, noise_png
+) -> None:
     client = make_client()
     files = [
-        ("files", ("../../etc/evil name.txt", png_bytes(), "text/plain")),  # a real PNG, whatever it is called
-        ("files", ("photo.jpg", b"<html>not an image</html>", "image/jpeg")),  # text, whatever it is called
-        ("files", ("tiny.png", png_bytes(size=32), "image/png")),
+        ("../../etc/evil name.txt", noise_png(), "text/plain"),  # a real PNG, whatever it is called
+        ("photo.jpg", b"<html>not an image</html>", "image/jpeg"),  # text, whatever it is called
+        ("tiny.png", noise_png(size=32), "image/png"),
     ]
-    answer = client.post("/api/images", data=UPLOAD_FORM, files=files).json()
+    answer = upload(client, files).json()
     good, text, tiny = answer["files"]
     assert good["accepted"] and good["file_name"] == "evil name.txt"
     assert (text["accepted"], text["code"]) == (False, "not_an_image")
@@ -150,12 +141,11 @@ def test_content_is_checked_by_the_io_layer_and_client_names_never_reach_the_dis
     assert not any(p.name.startswith("upload-") for p in (data_dir / "tmp").iterdir())
 
 
-def test_upload_size_and_count_limits(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_upload_size_and_count_limits(make_client, upload, noise_png) -> None:  # type: ignore[no-untyped-def]
     client = make_client(max_upload_bytes=2_000, max_files_per_request=2)
-    big = client.post("/api/images", data=UPLOAD_FORM, files={"files": ("big.png", png_bytes(512), "image/png")})
+    big = upload(client, [("big.png", noise_png(512), "image/png")])
     assert big.status_code == 422 and big.json()["files"][0]["code"] == "too_large_upload"
-    many = [("files", (f"{i}.png", b"x", "image/png")) for i in range(3)]
-    assert client.post("/api/images", data=UPLOAD_FORM, files=many).status_code == 413
+    assert upload(client, [(f"{i}.png", b"x", "image/png") for i in range(3)]).status_code == 413
     body = b"x" * (client.app.state.drscreen.config.max_request_bytes + 1)  # type: ignore[attr-defined]
     assert (
         client.post(
