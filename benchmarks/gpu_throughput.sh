@@ -3,9 +3,10 @@
 #   bash benchmarks/gpu_throughput.sh [OUT_DIR]        (default: $OUT, else benchmarks/results)
 # Measures, on generated 4752x3168 JPEGs (as EyePACS): nvJPEG decode (full, and reduced on the GPU),
 # CPU decode with DCT scaling in all cores, the model alone (bf16 autocast, channels-last, batch 256
-# at 224 px), and `drscreen screen --device cuda --amp bf16` end to end (photographs/s, files to a
-# written folder). Writes gpu_throughput.json and gpu_throughput.md. Needs python with torch (CUDA)
-# and torchvision; drscreen runs from src/ (no install, no network).
+# at 224 px), and `drscreen screen --device cuda --amp bf16 --channels-last` end to end (photographs/s,
+# files to a written folder) with nvJPEG decoding and, for comparison, with the CPU workers decoding.
+# Writes gpu_throughput.json and gpu_throughput.md. Needs python with torch (CUDA) and torchvision;
+# drscreen runs from src/ (no install, no network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-benchmarks/results}}"
@@ -76,17 +77,21 @@ if __name__ == "__main__":
 
     from drscreen.report import screen
     from drscreen.screening import Screener
-    # End to end in this process after a warm-up (model load and the workers' fork server not timed);
-    # decoding here is the CPU's reduced decode in the workers (nvJPEG is measured above, not wired in).
+    # End to end in this process after a warm-up (model load and the workers' fork server not timed):
+    # JPEG decoding on the device (nvJPEG, `--jpeg-decode auto` on a GPU) and, for comparison, in the
+    # CPU workers (`--jpeg-decode cpu`); the workers prepare every photograph in both.
     cores = os.cpu_count()
-    for explain, count, label in ((False, len(paths), "end_to_end_per_s"), (True, min(64, len(paths)), "end_to_end_saliency_per_s")):
-        screener = Screener(explain=explain, device=device, amp="bf16", batch_size=batch_size)
+    runs = ((False, len(paths), "device", "end_to_end_per_s"), (False, len(paths), "cpu", "end_to_end_cpu_decode_per_s"),
+            (True, min(64, len(paths)), "device", "end_to_end_saliency_per_s"))
+    for explain, count, decode, label in runs:
+        screener = Screener(explain=explain, device=device, amp="bf16", batch_size=batch_size, channels_last=True,
+                            jpeg_decode=decode)
         screen(paths[:32], work / f"warm_{label}", screener=screener, workers=cores, progress=False)
         started = time.perf_counter()
         screen(paths[:count], work / f"out_{label}", screener=screener, workers=cores, progress=False)
         result[label] = round(count / (time.perf_counter() - started), 1)
-    result["end_to_end_command"] = (f"drscreen screen PHOTOS --out OUT --device cuda --amp bf16 --batch-size 256 "
-                                    f"--workers {cores} [--no-explain]")
+    result["end_to_end_command"] = (f"drscreen screen PHOTOS --out OUT --device cuda --amp bf16 --channels-last "
+                                    f"--batch-size 256 --workers {cores} [--jpeg-decode cpu] [--no-explain]")
     result["ratio_end_to_end_to_model_224"] = round(result["end_to_end_per_s"] / result["model_bf16_channels_last_224px_images_per_s"], 3)
     (out / "gpu_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["# GPU screening throughput", "", f"GPU: {result['gpu']}; {result['cpu_cores']} CPU cores; torch {result['torch']}.",

@@ -152,6 +152,10 @@ def test_command_line_exit_status_and_usage_errors(photos: Path, tmp_path: Path,
     bad_manifest.write_text("file\nx.png\n")
     assert main(["screen", str(bad_manifest), "--out", str(tmp_path / "c"), "--quiet"]) == 1
     assert main(["screen", str(photos / "images"), "--out", str(tmp_path / "d"), "--operating-point", "x=1"]) == 1
+    assert main(["screen", str(photos / "images" / "synth_3.png"), "--out", str(tmp_path / "e"), "--quiet",
+                 "--no-explain", "--jpeg-decode", "device", "--channels-last"]) == 0  # fmt: skip
+    (stored,) = (tmp_path / "e").rglob("synth_3.json")
+    assert '"jpeg_decoder": "torchvision-cpu"' in stored.read_text().replace('":"', '": "')
 
 
 def _run(args: list[str]) -> subprocess.Popen[bytes]:

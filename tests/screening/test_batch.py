@@ -185,22 +185,6 @@ def test_the_loader_keeps_input_order_and_bounds_what_is_in_flight(
         PhotographLoader(screener.predictor.preprocessor.config, content_sha256, workers=-1)
 
 
-def test_the_gpu_reader_reduces_like_the_cpu_reader(tmp_path: Path) -> None:
-    """``drscreen.screening.gpu.decode_reduced`` on the CPU (the GPU run is benchmarks/gpu_throughput.sh)."""
-    from drscreen.screening.gpu import decode_reduced, reduce_on_device
-
-    image = cv2.resize(generate_fundus(seed=2, size=512).image, (4100, 3075), interpolation=cv2.INTER_CUBIC)
-    path = _write(tmp_path / "p.jpg", image)
-    (on_device,) = decode_reduced([path], device="cpu")
-    on_cpu = read_reduced(path)
-    assert (on_device.factor, on_device.original_size) == (on_cpu.factor, on_cpu.original_size) == (4, (3075, 4100))
-    assert on_device.image.shape == on_cpu.image.shape
-    assert np.abs(on_device.image.astype(int) - on_cpu.image.astype(int)).mean() < 2.0
-    blocks = torch.arange(5 * 5 * 3, dtype=torch.uint8).reshape(3, 5, 5)
-    reduced = reduce_on_device(blocks, 2)
-    assert reduced.shape == (3, 3, 3) and reduced[2, 2, 0] == blocks[0, 4, 4] and reduced[0, 0, 0] == 3
-
-
 def _children(pid: int) -> list[int]:
     """Process ids whose parent is ``pid`` (Linux /proc)."""
     found = []

@@ -65,6 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="precision of the network: fp32 (default, the validated precision), bf16 (autocast; "
                         "fast on CPUs with AVX-512 BF16 or AMX and on GPUs), fp16, or auto (bf16/fp16 on a GPU, "
                         "fp32 on the CPU)")  # fmt: skip
+    parser.add_argument("--channels-last", action="store_true",
+                        help="run the network in NHWC memory format (faster convolutions on GPUs and recent CPUs)")
+    parser.add_argument("--jpeg-decode", choices=("auto", "cpu", "device"), default="auto",
+                        help="where JPEG files are decoded: cpu (DCT-scaled, in the worker processes), device "
+                        "(in batches on --device with torchvision: nvJPEG on a GPU), auto (default: device on a "
+                        "GPU, else cpu); the workers still prepare every photograph")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar (errors are still printed)")
     parser.set_defaults(func=_run_screen)
 
@@ -87,7 +93,8 @@ def _run_screen(args: argparse.Namespace) -> int:
         summary = screen(
             args.inputs, args.out, model=args.model, operating_point=args.operating_point,
             explain=not args.no_explain, device=args.device, amp=args.amp, batch_size=args.batch_size,
-            runtime=args.runtime, progress=not args.quiet, lesion_model=_lesion_model(args), **options,
+            runtime=args.runtime, progress=not args.quiet, lesion_model=_lesion_model(args),
+            channels_last=args.channels_last, jpeg_decode=args.jpeg_decode, **options,
         )  # fmt: skip
     except (ManifestError, FileNotFoundError, InputError, ValueError) as error:
         print(f"drscreen screen: {error}", file=sys.stderr)
@@ -113,7 +120,8 @@ def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any
     with process_group():
         screener = Screener(args.model, operating_point=args.operating_point, explain=not args.no_explain,
                             device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size,
-                            runtime=args.runtime, lesion_model=_lesion_model(args))  # fmt: skip
+                            runtime=args.runtime, lesion_model=_lesion_model(args),
+                            channels_last=args.channels_last, jpeg_decode=args.jpeg_decode)  # fmt: skip
         lead = rank.rank == 0
         if lead:
             ScreeningFolder(args.out)  # removes a killed run's unfinished writes before any rank writes

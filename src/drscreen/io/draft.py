@@ -105,6 +105,27 @@ def read_reduced(
     return reduce_photograph(read_image(path, limits=limits), min_long_side, min_short_side)
 
 
+def is_jpeg_within_limits(path: str | os.PathLike[str], limits: ReadLimits = DEFAULT_LIMITS) -> bool:
+    """Whether ``path`` is a JPEG (or MPO) file whose header passes ``limits``: the files another
+    JPEG decoder (``drscreen.screening.gpu``) may decode; False for anything else, unreadable or
+    not (``read_reduced`` then reads it and names the reason)."""
+    path = Path(path)
+    if path.suffix.lower() in _DICOM_EXTENSIONS:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                if opened.format not in _JPEG_FORMATS:
+                    return False
+                check_dimensions(path, opened.width, opened.height, limits)
+    except MemoryError:
+        raise
+    except Exception:  # Pillow's plugins raise many types for malformed data
+        return False
+    return True
+
+
 def _draft_jpeg(
     path: Path, min_long_side: int | None, min_short_side: int, limits: ReadLimits
 ) -> ReducedPhotograph | None:

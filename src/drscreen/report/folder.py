@@ -267,6 +267,8 @@ def screen(
     command: str | None = None,
     shard: bool = False,
     lesion_model: str | Path | None = None,
+    channels_last: bool = False,
+    jpeg_decode: str = "auto",
 ) -> RunSummary:
     """Screen ``inputs`` (files, folders, CSV manifests, DICOM, arrays, PIL images; see
     ``drscreen.screening.collect_inputs``) into the folder ``out_dir``; returns what happened.
@@ -275,7 +277,8 @@ def screen(
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
     ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
     ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``lesion_model``: the separate lesion
-    segmenter (``Screener``: a packed file; None: the grading model's maps). ``shard``: this call is one of several
+    segmenter (``Screener``: a packed file; None: the grading model's maps). ``channels_last``,
+    ``jpeg_decode``: as ``Screener`` (memory format; where JPEG files are decoded). ``shard``: this call is one of several
     processes writing into the folder at once (``torchrun``): it neither cleans up temporary files
     nor writes the tables and the report, which one final call over all inputs does.
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.
@@ -286,7 +289,7 @@ def screen(
     folder = ScreeningFolder(out_dir, overlay_size, clean=not shard)
     screener = screener or Screener(
         model, operating_point=operating_point, explain=explain, device=device, amp=amp, batch_size=batch_size,
-        runtime=runtime, lesion_model=lesion_model,
+        runtime=runtime, lesion_model=lesion_model, channels_last=channels_last, jpeg_decode=jpeg_decode,
     )
     summary = RunSummary(out_dir=folder.root, n_inputs=len(records))
     todo, reused = _split_done(records, folder, screener)

@@ -10,7 +10,10 @@ are converted by the reduction factor, so the gate judges the photograph, not it
 
 ``PhotographLoader`` runs ``load_photograph`` over many inputs in a pool of worker processes with
 a bounded number in flight and yields the outcomes in input order, so that decoding and
-preprocessing overlap the network; with one input or ``workers=0`` it runs in the caller. Workers
+preprocessing overlap the network; with one input or ``workers=0`` it runs in the caller. With a
+``decode_device`` (a GPU), a thread of the calling process decodes the JPEG files in batches on
+that device (``drscreen.screening.gpu.decode_inputs``, nvJPEG on CUDA) ahead of the workers, which
+then only prepare; every other input is read by the workers as without it. Workers
 start from a fork server, so a script that screens with workers needs the usual
 ``if __name__ == "__main__":`` guard of ``multiprocessing`` (the ``drscreen`` command has it).
 """
@@ -22,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import chain, islice
 from multiprocessing import get_context
@@ -39,6 +42,8 @@ from drscreen.screening.inputs import ScreeningInput
 DEFAULT_MAX_WORKERS = 4
 #: Inputs in flight per worker (submitted, not yet consumed): bounds memory when the model is slower.
 PREFETCH_PER_WORKER = 4
+#: Inputs per batch decoded on the ``decode_device``.
+DECODE_BATCH = 32
 #: Seconds between a worker's checks that the screening process still exists.
 PARENT_CHECK_SECONDS = 1.0
 
@@ -99,20 +104,22 @@ def load_photograph(
     digest: Callable[[ScreeningInput], str],
     display_size: int | None = MIN_LONG_SIDE,
     lesion_config: PreprocessConfig | None = None,
+    photo: ReducedPhotograph | None = None,
 ) -> PreparedPhotograph | LoadFailure:
     """Hash, read (reduced) and prepare one input; never raises for a bad input.
 
     ``display_size``: long side (px) the returned ``image`` must have at least (None: full
     resolution). The analysis never depends on it: a larger display is a second, display-only read.
     ``lesion_config``: also prepare the reduced image for a separate lesion model (``lesion``),
-    when the quality gate passed it.
+    when the quality gate passed it. ``photo``: the input already read reduced (decoded on a
+    GPU), or None to read it here.
     """
     started = time.perf_counter()
     try:
         content = digest(item)
-        if item.path is not None:
+        if photo is None and item.path is not None:
             photo = read_reduced(item.path)
-        else:
+        elif photo is None:
             assert item.image is not None
             photo = reduce_photograph(item.image)
         prepared = prepare_reduced(config, photo)
@@ -189,6 +196,8 @@ class PhotographLoader:
         display_size: see ``load_photograph``.
         lesion_config: the separate lesion model's preprocessing, or None (``load_photograph``).
         prefetch: inputs in flight at most (default ``PREFETCH_PER_WORKER * workers``).
+        decode_device: a torch device that decodes the JPEG files (``drscreen.screening.gpu``) in
+            batches of ``DECODE_BATCH`` in a thread, one batch ahead; None: the workers read them.
     """
 
     def __init__(
@@ -200,6 +209,7 @@ class PhotographLoader:
         display_size: int | None = MIN_LONG_SIDE,
         lesion_config: PreprocessConfig | None = None,
         prefetch: int | None = None,
+        decode_device: str | None = None,
     ) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
@@ -209,21 +219,46 @@ class PhotographLoader:
         self.display_size = display_size
         self.lesion_config = lesion_config
         self.prefetch = max(1, prefetch if prefetch is not None else PREFETCH_PER_WORKER * workers)
+        self.decode_device = decode_device
 
     def load(
         self, inputs: Iterable[ScreeningInput]
     ) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
         """(input, outcome) for every input, in order; workers start only when there are two inputs."""
-        stream = iter(inputs)
+        stream = self._decoded(iter(inputs))
         head = list(islice(stream, 2))
         if self.workers == 0 or len(head) < 2:
-            for item in chain(head, stream):
-                yield item, load_photograph(item, self.config, self.digest, self.display_size, self.lesion_config)
+            for item, photo in chain(head, stream):
+                yield item, self._load(item, photo)
             return
         yield from self._load_in_workers(chain(head, stream))
 
-    def _load_in_workers(
+    def _load(self, item: ScreeningInput, photo: ReducedPhotograph | None) -> PreparedPhotograph | LoadFailure:
+        return load_photograph(item, self.config, self.digest, self.display_size, self.lesion_config, photo)
+
+    def _decoded(
         self, stream: Iterator[ScreeningInput]
+    ) -> Iterator[tuple[ScreeningInput, ReducedPhotograph | None]]:
+        """(input, its photograph decoded on ``decode_device`` or None) in input order."""
+        if self.decode_device is None:
+            yield from ((item, None) for item in stream)
+            return
+        from drscreen.screening.gpu import decode_inputs
+
+        chunks = iter(lambda: list(islice(stream, DECODE_BATCH)), [])
+        with ThreadPoolExecutor(1, thread_name_prefix="drscreen-decode") as decoder:
+            pending: deque[tuple[list[ScreeningInput], Future[list[ReducedPhotograph | None]]]] = deque()
+            for chunk in islice(chunks, 2):
+                pending.append((chunk, decoder.submit(decode_inputs, chunk, self.decode_device)))
+            while pending:
+                chunk, future = pending.popleft()
+                photographs = future.result()
+                for following in islice(chunks, 1):
+                    pending.append((following, decoder.submit(decode_inputs, following, self.decode_device)))
+                yield from zip(chunk, photographs, strict=True)
+
+    def _load_in_workers(
+        self, stream: Iterator[tuple[ScreeningInput, ReducedPhotograph | None]]
     ) -> Iterator[tuple[ScreeningInput, PreparedPhotograph | LoadFailure]]:
         # Not "fork": this process's OpenCV and OpenMP thread pools hang in a forked copy. A fork
         # server that imported this module once (and ran nothing) starts workers in milliseconds.
@@ -235,10 +270,11 @@ class PhotographLoader:
             pending: deque[tuple[ScreeningInput, Future[PreparedPhotograph | LoadFailure]]] = deque()
 
             def submit(count: int) -> None:
-                for item in islice(stream, count):
+                for item, photo in islice(stream, count):
                     pending.append(
                         (item, pool.submit(
-                            load_photograph, item, self.config, self.digest, self.display_size, self.lesion_config
+                            load_photograph, item, self.config, self.digest, self.display_size, self.lesion_config,
+                            photo,
                         ))  # fmt: skip
                     )
 

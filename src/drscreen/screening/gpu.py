@@ -6,7 +6,12 @@ files on ``device`` and area-averages each by its ``drscreen.io.draft.reduction_
 (the same factor the CPU path uses; nvJPEG has no DCT scaling), returning ``ReducedPhotograph``
 records on the CPU for the preprocessing. The pixels differ from the CPU's DCT-scaled decode by
 about one grey level on average (as two JPEG decoders do), so results are reproducible per device
-path, not across paths.
+path, not across paths (a screening's settings name its decoder).
+
+``decode_inputs`` is what the screening loader calls (``PhotographLoader(decode_device=...)``):
+the JPEG files of a batch of inputs decoded on the device, None for every input the CPU reads
+instead (in-memory images, other formats, files over the read limits or that the device cannot
+decode), so that nothing is lost and every refusal keeps the CPU path's reason code.
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from drscreen.io.draft import MIN_LONG_SIDE, MIN_SHORT_SIDE, ReducedPhotograph, reduction_factor
+from drscreen.io.draft import (
+    MIN_LONG_SIDE,
+    MIN_SHORT_SIDE,
+    ReducedPhotograph,
+    is_jpeg_within_limits,
+    reduction_factor,
+)
+from drscreen.screening.inputs import ScreeningInput
 
 
 def decode_reduced(
@@ -52,3 +64,32 @@ def reduce_on_device(image: torch.Tensor, factor: int) -> np.ndarray:
         pooled = F.avg_pool2d(image[None].float(), factor, stride=factor, ceil_mode=True, count_include_pad=False)
         image = pooled[0].round_().clamp_(0, 255).to(torch.uint8)
     return image.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def decode_inputs(
+    items: Sequence[ScreeningInput], device: str | torch.device = "cuda"
+) -> list[ReducedPhotograph | None]:
+    """One entry per input of ``items``: the JPEG files decoded on ``device`` in one batch and
+    reduced (``decode_reduced``), None for every other input and for a file the device cannot
+    decode (the CPU path reads those and, for a bad file, names the reason)."""
+    decodable = [
+        (index, item.path) for index, item in enumerate(items)
+        if item.path is not None and is_jpeg_within_limits(item.path)
+    ]  # fmt: skip
+    paths = [path for _, path in decodable]
+    try:
+        decoded: list[ReducedPhotograph | None] = list(decode_reduced(paths, device)) if paths else []
+    except (OSError, RuntimeError):  # one bad file fails the whole batch: decode one by one
+        decoded = [_decode_one(path, device) for path in paths]
+    photographs: list[ReducedPhotograph | None] = [None] * len(items)
+    for (index, _), photograph in zip(decodable, decoded, strict=True):
+        photographs[index] = photograph
+    return photographs
+
+
+def _decode_one(path: str | os.PathLike[str], device: str | torch.device) -> ReducedPhotograph | None:
+    """``decode_reduced`` of one file; None when the device cannot decode it."""
+    try:
+        return decode_reduced([path], device)[0]
+    except (OSError, RuntimeError):
+        return None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from drscreen._version import __version__
 from drscreen.explain import Explanation, explain_default
@@ -51,6 +52,8 @@ from drscreen.screening.schema import (
 
 #: Runtimes a Screener can run the network on.
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+#: Where JPEG files are decoded (``Screener(jpeg_decode=...)``).
+JPEG_DECODERS: tuple[str, ...] = ("auto", "cpu", "device")
 #: Laterality read from the image counts (for a warning or as the eye) from this confidence on.
 LATERALITY_CONFIDENCE = 0.5
 
@@ -117,6 +120,13 @@ class Screener:
             needs the PyTorch weights (a packed file), so an ONNX file alone is screened without.
         lesion_threshold: probability from which a lesion-map pixel is lesion.
         device, amp, batch_size: where and how the network runs.
+        channels_last: run the PyTorch networks in NHWC memory format (faster convolutions on
+            recent GPUs and CPUs; results equal up to float rounding).
+        jpeg_decode: where JPEG files are decoded: ``"cpu"`` (DCT-scaled, in the worker
+            processes), ``"device"`` (in batches by ``torchvision.io.decode_jpeg`` on ``device``:
+            nvJPEG on a GPU; ``drscreen.screening.gpu``) or ``"auto"``: the device when it is a
+            GPU, else the CPU. The two decoders differ by about one grey level, so the decoder is
+            part of the settings every result records.
         runtime: ``"torch"`` or ``"onnx"`` (ONNX Runtime: ``model`` may be an ``.onnx`` file from
             ``drscreen export``; a packed file is exported to a temporary ONNX file first).
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
@@ -141,19 +151,26 @@ class Screener:
         runtime: str = "torch",
         predictor: Predictor | None = None,
         lesion_model: str | Path | Predictor | None = None,
+        channels_last: bool = False,
+        jpeg_decode: str = "auto",
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if jpeg_decode not in JPEG_DECODERS:
+            raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODERS)}, got {jpeg_decode!r}")
         explainer = None
         if predictor is None and runtime == "onnx":
             predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain)
         elif predictor is None:
             predictor = Predictor.from_packed(
-                model, quality_gate=True, operating_point=operating_point, device=device, amp=amp, batch_size=batch_size
-            )
+                model, quality_gate=True, operating_point=operating_point, device=device, amp=amp,
+                channels_last=channels_last, batch_size=batch_size,
+            )  # fmt: skip
         self.predictor = predictor.with_quality_gate(True)
         #: The separate lesion segmenter (None: the grading model's maps are used).
-        self.lesion_predictor = _lesion_predictor(lesion_model, runtime, device, amp, batch_size)
+        self.lesion_predictor = _lesion_predictor(lesion_model, runtime, device, amp, batch_size, channels_last)
+        #: The torch device that decodes JPEG files, or None: the CPU workers do.
+        self.decode_device = _decode_device(jpeg_decode, device)
         #: The PyTorch network the explanations are computed on (None: no explanations).
         self.explainer = explainer or (predictor.packed.model if predictor.packed is not None else None)
         self.explain = explain and self.explainer is not None
@@ -184,6 +201,7 @@ class Screener:
             "explain": self.explain,
             "lesion_threshold": lesion_threshold,
             "quality_gate": True,
+            "jpeg_decoder": _decoder_name(self.decode_device),
         }
         self.preprocess = predictor.preprocessor.config.to_dict()
         self.lesion_provenance = None if self.lesion_predictor is None else _lesion_provenance(self.lesion_predictor)
@@ -220,6 +238,7 @@ class Screener:
             self.predictor.preprocessor.config, content_sha256,
             workers=default_workers() if workers is None else workers, display_size=display_size,
             lesion_config=None if self.lesion_predictor is None else self.lesion_predictor.preprocessor.config,
+            decode_device=self.decode_device,
         )  # fmt: skip
         batch: list[tuple[ScreeningInput, PreparedPhotograph]] = []
         for item, loaded in loader.load(inputs):
@@ -386,8 +405,25 @@ class Screener:
         )
 
 
+def _decode_device(jpeg_decode: str, device: str) -> str | None:
+    """The device ``Screener(jpeg_decode=...)`` decodes JPEG files on; None for the CPU workers."""
+    if jpeg_decode == "device" or (jpeg_decode == "auto" and torch.device(device).type == "cuda"):
+        return device
+    return None
+
+
+def _decoder_name(decode_device: str | None) -> str:
+    """``"cpu"`` (the workers' DCT-scaled decode) or ``"torchvision-<device type>"``."""
+    return "cpu" if decode_device is None else f"torchvision-{torch.device(decode_device).type}"
+
+
 def _lesion_predictor(
-    lesion_model: str | Path | Predictor | None, runtime: str, device: str, amp: str, batch_size: int
+    lesion_model: str | Path | Predictor | None,
+    runtime: str,
+    device: str,
+    amp: str,
+    batch_size: int,
+    channels_last: bool = False,
 ) -> Predictor | None:
     """The separate lesion model's predictor (quality gate off: the grader's gate decides), or None."""
     if lesion_model is None:
@@ -398,7 +434,9 @@ def _lesion_predictor(
         predictor, _ = _onnx_predictor(lesion_model, None, device, batch_size, explain=False, quality_gate=False)
         predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
         return predictor
-    return Predictor.from_packed(lesion_model, quality_gate=False, device=device, amp=amp, batch_size=batch_size)
+    return Predictor.from_packed(
+        lesion_model, quality_gate=False, device=device, amp=amp, channels_last=channels_last, batch_size=batch_size
+    )
 
 
 def _lesion_provenance(predictor: Predictor) -> LesionModelProvenance:
