@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -42,6 +44,7 @@ MIN_SHORT_SIDE = 512
 #: EXIF orientations that swap width and height (transposed and rotated by 90 or 270 degrees).
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,20 +113,24 @@ def is_jpeg_within_limits(path: str | os.PathLike[str], limits: ReadLimits = DEF
     JPEG decoder (``drscreen.screening.gpu``) may decode; False for anything else, unreadable or
     not (``read_reduced`` then reads it and names the reason)."""
     path = Path(path)
-    if path.suffix.lower() in _DICOM_EXTENSIONS:
-        return False
+    return path.suffix.lower() not in _DICOM_EXTENSIONS and _with_jpeg(path, limits, lambda opened: True) is not None
+
+
+def _with_jpeg(path: Path, limits: ReadLimits, action: Callable[[Image.Image], _T | None]) -> _T | None:
+    """``action`` of the opened JPEG (or MPO) file ``path``; None when it is not one, breaks
+    ``limits``, or Pillow fails on it (``read_image`` then names the reason)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 if opened.format not in _JPEG_FORMATS:
-                    return False
+                    return None
                 check_dimensions(path, opened.width, opened.height, limits)
+                return action(opened)
     except MemoryError:
         raise
-    except Exception:  # Pillow's plugins raise many types for malformed data
-        return False
-    return True
+    except Exception:  # Pillow's plugins raise many types for malformed data; read_image names them
+        return None
 
 
 def _draft_jpeg(
@@ -133,27 +140,19 @@ def _draft_jpeg(
     decode (``read_image`` then names the reason)."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         return None  # read_image refuses to read while truncated images would load silently
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                if opened.format not in _JPEG_FORMATS:
-                    return None
-                check_dimensions(path, opened.width, opened.height, limits)
-                width, height = opened.size
-                if opened.getexif().get(0x0112) in _SWAPPING_ORIENTATIONS:
-                    width, height = height, width
-                factor = reduction_factor(width, height, min_long_side, min_short_side)
-                if factor > 1:
-                    stored_width, stored_height = opened.size
-                    opened.draft("RGB", (stored_width // factor, stored_height // factor))
-                    if opened.size != (-(-stored_width // factor), -(-stored_height // factor)):
-                        return None  # libjpeg chose another scale
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
-                pixels = to_rgb_uint8(_pixels_from_pillow(path, image, "image"))
-    except MemoryError:
-        raise
-    except Exception:  # Pillow's plugins raise many types for malformed data; read_image names them
-        return None
-    return ReducedPhotograph(image=pixels, original_size=(height, width), factor=factor)
+
+    def decode(opened: Image.Image) -> ReducedPhotograph | None:
+        width, height = opened.size
+        if opened.getexif().get(0x0112) in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
+        factor = reduction_factor(width, height, min_long_side, min_short_side)
+        if factor > 1:
+            stored_width, stored_height = opened.size
+            opened.draft("RGB", (stored_width // factor, stored_height // factor))
+            if opened.size != (-(-stored_width // factor), -(-stored_height // factor)):
+                return None  # libjpeg chose another scale
+        opened.load()
+        pixels = to_rgb_uint8(_pixels_from_pillow(path, ImageOps.exif_transpose(opened), "image"))
+        return ReducedPhotograph(image=pixels, original_size=(height, width), factor=factor)
+
+    return _with_jpeg(path, limits, decode)
