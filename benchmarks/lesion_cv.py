@@ -1,11 +1,16 @@
 """Lesion segmenter on real lesions: 5-fold cross-validation over the 30 real IDRiD images.
 
     python benchmarks/lesion_cv.py --data-root ../shared/data --out benchmarks/results/real
+    python benchmarks/lesion_cv.py --config configs/lesion_decoder.yaml
 
-Trains ``u2net_xs`` (MA, HE, EX, SE and the optic disc, 512 px, CLAHE) with the engine
-(``drscreen.engine.train`` on a config, no second training loop) on synthetic images of the
-project's generator plus the real images of ``idrid-seg-subset``, whose lesion classes are
-known only through their union (``data.lesion_union`` and the ``lesion_union`` loss):
+Trains a lesion model with the engine (``drscreen.engine.train`` on a config, no second
+training loop) on synthetic images of the project's generator plus the real images of
+``idrid-seg-subset``, whose lesion classes are known only through their union
+(``data.lesion_union`` and the ``lesion_union`` loss). The model, preprocessing, augmentation,
+loss and optimiser are a recipe: by default ``U2NET_RECIPE`` (``u2net_xs``: MA, HE, EX, SE and
+the optic disc, 512 px, CLAHE, from scratch), else the ``--config`` engine config (e.g.
+``configs/lesion_decoder.yaml``: the shipped grader's own decoder fine-tuned at 512 px); this
+script sets the training sources, the cache and the run folder of every training:
 
 1. the burnt-in green optic-disc contour is removed from every real image
    (``drscreen.data.contour.write_contour_free_subset``); training and evaluation read only
@@ -18,13 +23,16 @@ known only through their union (``data.lesion_union`` and the ``lesion_union`` l
    photograph path, maps are taken back to the original image geometry and scored inside the
    field of view: any-lesion AUPR (maximum of the four lesion maps against the union mask) and
    optic-disc AUPR, per fold and pooled over all 30; the shipped model
-   (``load_pretrained()``) is scored the same way as the baseline row;
+   (``load_pretrained()``) is scored the same way as the baseline row, and again at the
+   recipe's input size when that differs from the shipped one;
 4. ``--final``: the same recipe on all 30 real images; its per-class AUPR on the synthetic test
    images (SYNTHETIC: no real per-class masks exist here) comes from the engine's test part.
 
-Writes ``<out>/lesion_cv.json`` and ``<out>/lesion_cv.md``; the runs live under ``--work``, with
-(``--final``) ``<work>/lesion_model_info.yaml``: ``--info`` plus the measured metrics, for
-``drscreen model pack --info``.
+Writes ``<out>/lesion_cv.json`` (``<out>/lesion_cv_<config stem>.json`` with ``--config``) and
+``<out>/lesion_cv.md``, the tables of every ``lesion_cv*.json`` there; the runs live under
+``--work`` (named ``<config stem>-fold<i>`` / ``-final`` with ``--config``), with (``--final``)
+``<work>/lesion_model_info.yaml`` (``<work>/<config stem>-lesion_model_info.yaml``): ``--info``
+plus the measured metrics, for ``drscreen model pack --info``.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from drscreen.data import LESION_UNION, Sample, load_dataset
 from drscreen.data.contour import write_contour_free_subset
 from drscreen.data.splits import patient_kfold
 from drscreen.engine import train
-from drscreen.engine.config import config_from_dict
+from drscreen.engine.config import config_from_dict, set_value
 from drscreen.engine.trainer import build_model
 from drscreen.experiments import training_seconds
 from drscreen.grading import SEGMENTATION_CLASSES, SEGMENTATION_LESIONS
@@ -63,8 +71,27 @@ from drscreen.synth.writers import write_dataset
 
 log = logging.getLogger("lesion_cv")
 
-#: The photograph preprocessing of the lesion model (training and inference alike).
-PREPROCESS: dict[str, Any] = {"size": 512, "crop_to_fov": True, "enhancement": "clahe"}
+#: The default recipe: ``u2net_xs`` from scratch (the engine config without data sources, cache
+#: and run; ``data.preprocess`` is also the photograph preprocessing at inference).
+U2NET_RECIPE: dict[str, Any] = {
+    "data": {
+        "preprocess": {"size": 512, "crop_to_fov": True, "enhancement": "clahe"},
+        "augmentation": {"preset": "u2net", "patch": 256},
+        "lesion_union": True,
+    },
+    "model": {"name": "u2net_xs", "kwargs": {"lesions": list(SEGMENTATION_CLASSES)}},
+    "loss": {"name": "multitask", "kwargs": {"preset": "u2net", "lesion_loss": LESION_UNION}},
+    "optim": {
+        "name": "adam", "lr": 3e-3, "weight_decay": 1e-4, "schedule": "cosine",
+        "warmup_epochs": 0.5, "epochs": 8, "batch_size": 8,
+    },
+    "train": {"monitor": "lesion_aupr", "amp": "bf16", "progress": False, "channels_last": True, "seed": 0},
+}  # fmt: skip
+#: Command-line options that override the recipe when given: option -> dotted config key.
+RECIPE_OPTIONS = {
+    "epochs": "optim.epochs", "patch": "data.augmentation.patch", "batch_size": "optim.batch_size",
+    "lr": "optim.lr", "amp": "train.amp", "seed": "train.seed",
+}  # fmt: skip
 #: Histogram thresholds of the pooled AUPR (``pooled_aupr(bins=...)``): steps of 1/4096.
 AUPR_BINS = 4097
 SUBSET = "idrid-seg-subset"
@@ -116,36 +143,28 @@ def toned_synth(base: Path, references: list[Path], out: Path, seed: int) -> Pat
     return out
 
 
-def train_config(
-    name: str, work: Path, real: Path, synth: Path, args: argparse.Namespace, *, test: bool
-) -> dict[str, Any]:
-    """The engine config of one training run (``drscreen train`` reads the same keys)."""
-    data: dict[str, Any] = {
-        "train": [
-            {"name": SUBSET, "root": str(real)},
-            {"name": "idrid-segmentation", "root": str(synth), "split": "train"},
-        ],
-        "preprocess": PREPROCESS,
-        "augmentation": {"preset": "u2net", "patch": args.patch},
-        "lesion_union": True,
-        "cache": {"dir": str(work / "cache")},
-    }
+def recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The training recipe: ``--config`` (else ``U2NET_RECIPE``) with the recipe options given."""
+    raw = yaml.safe_load(args.config.read_text(encoding="utf-8")) if args.config else U2NET_RECIPE
+    settings = {**RECIPE_OPTIONS, "device": "train.device", "workers": "train.workers"}
+    for option, key in settings.items():
+        value = getattr(args, option)
+        if value is not None:
+            raw = set_value(raw, key, value)
+    return raw
+
+
+def train_config(name: str, work: Path, real: Path, synth: Path, base: dict[str, Any], *, test: bool) -> dict[str, Any]:
+    """The engine config of one training run (``drscreen train`` reads the same keys): the
+    recipe ``base`` with the real and synthetic training sources, the cache and the run folder."""
+    config = set_value(base, "data.train", [
+        {"name": SUBSET, "root": str(real)},
+        {"name": "idrid-segmentation", "root": str(synth), "split": "train"},
+    ])  # fmt: skip
+    config = set_value(config, "data.cache", {"dir": str(work / "cache")})
     if test:
-        data["test"] = [{"name": "idrid-segmentation", "root": str(synth), "split": "test"}]
-    return {
-        "data": data,
-        "model": {"name": "u2net_xs", "kwargs": {"lesions": list(SEGMENTATION_CLASSES)}},
-        "loss": {"name": "multitask", "kwargs": {"preset": "u2net", "lesion_loss": "lesion_union"}},
-        "optim": {
-            "name": "adam", "lr": args.lr, "weight_decay": 1e-4, "schedule": "cosine",
-            "warmup_epochs": 0.5, "epochs": args.epochs, "batch_size": args.batch_size,
-        },
-        "train": {
-            "monitor": "lesion_aupr", "amp": args.amp, "device": args.device, "workers": args.workers,
-            "progress": False, "channels_last": True, "seed": args.seed,
-        },
-        "run": {"name": name, "dir": str(work / "runs")},
-    }  # fmt: skip
+        config = set_value(config, "data.test", [{"name": "idrid-segmentation", "root": str(synth), "split": "test"}])
+    return set_value(config, "run", {"name": name, "dir": str(work / "runs")})
 
 
 def train_run(config: dict[str, Any]) -> Path:
@@ -162,7 +181,9 @@ def lesion_predictor(config: dict[str, Any], checkpoint: Path, device: str) -> P
     """The inference ``Predictor`` of a trained run on the photograph path (no quality gate)."""
     cfg = config_from_dict(config)
     model = load_checkpoint(build_model(dataclasses.replace(cfg.model, checkpoint=None)), checkpoint)
-    preprocess = PreprocessConfig.for_model({**PREPROCESS, "quality_gate": False}, model.normalization)
+    preprocess = PreprocessConfig.for_model(
+        {**config["data"]["preprocess"], "quality_gate": False}, model.normalization
+    )
     return Predictor.from_model(model, preprocess, device=device, batch_size=2, grade_ungradable=True)
 
 
@@ -230,38 +251,42 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The report: a table per model (folds and pooled), and the SYNTHETIC per-class table."""
+#: Row labels of a result written before results named their rows.
+DEFAULT_LABELS = {"lesion": "lesion segmenter (u2net_xs, 512 px)", "baseline": "shipped drscreen_default (224 px)"}
+
+
+def markdown_section(result: dict[str, Any]) -> list[str]:
+    """One result's lines: its command, a table per model (folds and pooled) and the SYNTHETIC
+    per-class table of its final model."""
     folds = result["folds"]
+    labels = result.get("labels", DEFAULT_LABELS)
     lines = [
-        "# Lesion segmenter: 5-fold cross-validation on the 30 real IDRiD images",
+        f"## {labels['lesion']}",
         "",
         f"`{result['command']}`",
         "",
-        "Real images: `idrid-seg-subset` (30 IDRiD training photographs at half resolution), "
-        "**optic-disc contour removed** (`drscreen.data.contour`) before training and scoring. "
-        "AUPR (average precision, 4,097 thresholds) of all pixels inside the field of view in the "
-        "original image geometry; any-lesion = maximum of the MA, HE, EX, SE maps against the "
-        "union mask. Folds by image, 6 held out per fold.",
-        "",
-        "| model | metric | " + " | ".join(f"fold {f['index']}" for f in folds) + " | pooled (30) |",
+        "| model | metric | "
+        + " | ".join(f"fold {f['index']}" for f in folds)
+        + f" | pooled ({result['pooled']['images']}) |",
         "|---|---|" + "---:|" * (len(folds) + 1),
     ]
-    for key, label in (
-        ("lesion", "lesion segmenter (u2net_xs, 512 px)"),
-        ("baseline", "shipped drscreen_default (224 px)"),
-    ):
+    for key, label in labels.items():
         for metric, name in (("lesion_any_aupr", "any-lesion AUPR"), ("od_aupr", "OD AUPR")):
             cells = [fmt(f[key][metric]) for f in folds]
             lines.append(
                 f"| {label} | {name} | " + " | ".join(cells) + f" | {fmt(result['pooled'][key].get(metric))} |"
             )
+    seconds = [f["train_seconds"] for f in folds if f.get("train_seconds") is not None]
+    if seconds:
+        lines += ["", "Training time per fold (s): " + ", ".join(f"{s:.0f}" for s in seconds)]
     synthetic = result.get("final", {}).get("synthetic_test")
     if synthetic:
+        size = result["recipe"].get("preprocess", {}).get("size", 512)
         lines += [
             "",
             f"SYNTHETIC per-class AUPR of the final model (all 30 real images + synthetic) on "
-            f"{synthetic['images']} synthetic test images (crop geometry, 512 px): no real per-class masks exist here.",
+            f"{synthetic['images']} synthetic test images (crop geometry, {size} px): "
+            "no real per-class masks exist here.",
             "",
             "| MA | HE | EX | SE | OD |",
             "|---:|---:|---:|---:|---:|",
@@ -273,7 +298,29 @@ def markdown(result: dict[str, Any]) -> str:
         f"Wall time: {result['seconds']:.0f} s ({result['machine']})",
         "",
     ]
+    return lines
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The report: what is measured, then one section per result (``markdown_section``)."""
+    lines = [
+        "# Lesion segmenter: 5-fold cross-validation on the 30 real IDRiD images",
+        "",
+        "Real images: `idrid-seg-subset` (30 IDRiD training photographs at half resolution), "
+        "**optic-disc contour removed** (`drscreen.data.contour`) before training and scoring. "
+        "AUPR (average precision, 4,097 thresholds) of all pixels inside the field of view in the "
+        "original image geometry; any-lesion = maximum of the MA, HE, EX, SE maps against the "
+        "union mask. Folds by image (the same folds for every model), 6 held out per fold.",
+        "",
+    ]
+    for result in results:
+        lines += markdown_section(result)
     return "\n".join(lines)
+
+
+def result_files(out: Path) -> list[Path]:
+    """The results in ``out``: ``lesion_cv.json`` (the default recipe) first, then the others."""
+    return sorted(out.glob("lesion_cv*.json"), key=lambda p: (p.name != "lesion_cv.json", p.name))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -281,16 +328,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/real"))
     parser.add_argument("--work", type=Path, default=Path("runs/lesion-cv"), help="synthetic data, folds, runs, cache")
+    parser.add_argument(
+        "--config", type=Path, help="recipe: an engine config, its sources replaced (default: U2NET_RECIPE)"
+    )
     parser.add_argument("--synth-n", type=int, default=60, help="synthetic images (80 %% train, 20 %% test)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=256, help="training patch side (px of the 512 input)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--amp", default="bf16")
+    parser.add_argument("--epochs", type=int, help="recipe override: optim.epochs")
+    parser.add_argument("--patch", type=int, help="recipe override: training patch side (px of the input)")
+    parser.add_argument("--batch-size", type=int, help="recipe override: optim.batch_size")
+    parser.add_argument("--lr", type=float, help="recipe override: optim.lr")
+    parser.add_argument("--amp", help="recipe override: train.amp")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="data-loader workers (0: in the training process)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="fold plan and train.seed")
     parser.add_argument("--only-folds", type=int, nargs="*", help="train and score these folds only")
     parser.add_argument("--final", action="store_true", help="also train the final model on all 30 images")
     parser.add_argument(
@@ -324,60 +374,72 @@ def main(argv: list[str] | None = None) -> int:
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
+    base = recipe(args)
+    runs = f"{args.config.stem}-" if args.config else ""
+    size = int(base["data"]["preprocess"]["size"])
 
     baseline = Predictor.from_packed(quality_gate=False, grade_ungradable=True)
+    shipped = baseline.packed.info["name"] if baseline.packed is not None else "default"
+    lesion_label = f"{args.config.stem} ({base['model']['name']}, {size} px)" if args.config else None
+    labels = {
+        "lesion": lesion_label or DEFAULT_LABELS["lesion"],
+        "baseline": f"shipped {shipped} ({baseline.preprocessor.config.size} px)",
+    }
+    predictors = {"baseline": baseline}
+    if size != baseline.preprocessor.config.size:
+        labels["baseline_input"] = f"shipped {shipped} ({size} px input)"
+        predictors["baseline_input"] = Predictor(
+            baseline.backend, dataclasses.replace(baseline.preprocessor.config, size=size), baseline.settings,
+            packed=baseline.packed,
+        )  # fmt: skip
     plan = fold_plan(samples, args.folds, seed=args.seed)
-    fold_results, lesion_maps, baseline_maps = [], {}, {}
+    fold_results: list[dict[str, Any]] = []
+    maps: dict[str, dict[str, ImageMaps]] = {key: {} for key in labels}
     for fold in plan:
         if args.only_folds is not None and fold.index not in args.only_folds:
             continue
         fold_dir = work / f"fold{fold.index}"
         real = link_subset(clean, fold.train, fold_dir / "real")
         toned = toned_synth(synth, [by_id[i].image_path for i in fold.train], fold_dir / "synth", seed=fold.index)
-        config = train_config(f"fold{fold.index}", work, real, toned, args, test=False)
+        config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
         checkpoint = train_run(config)
         predictor = lesion_predictor(config, checkpoint, device)
         held_out = [by_id[i] for i in fold.test]
         fovs = fov_masks(predictor, held_out)
-        lesion = score_images(predictor, held_out, fovs)
-        base = score_images(baseline, held_out, fovs)
-        lesion_maps.update(lesion)
-        baseline_maps.update(base)
-        row = {
+        row: dict[str, Any] = {
             "index": fold.index, "held_out": list(fold.test), "train_seconds": training_seconds(checkpoint.parents[1]),
-            "lesion": auprs(list(lesion.values())), "baseline": auprs(list(base.values())),
         }  # fmt: skip
+        for key, scorer in {"lesion": predictor, **predictors}.items():
+            scores = score_images(scorer, held_out, fovs)
+            maps[key].update(scores)
+            row[key] = auprs(list(scores.values()))
         log.info("fold %d: %s", fold.index, row)
         fold_results.append(row)
 
+    config_summary = {key: base[key] for key in ("model", "loss", "optim")}
     result: dict[str, Any] = {
         "command": "python benchmarks/lesion_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "labels": labels,
         "recipe": {
-            "model": "u2net_xs",
+            "config": str(args.config) if args.config else "U2NET_RECIPE",
             "outputs": list(SEGMENTATION_CLASSES),
-            "preprocess": PREPROCESS,
+            "preprocess": base["data"]["preprocess"],
+            "augmentation": base["data"]["augmentation"],
             "synthetic_images": args.synth_n,
-            "epochs": args.epochs,
-            "patch": args.patch,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "amp": args.amp,
-            "augmentation": "u2net",
-            "loss": "multitask u2net preset, lesion_loss lesion_union (focal BCE + Dice)",
-        },  # fmt: skip
+            **config_summary,
+        },
         "contour_pixels_inpainted": contour_pixels,
         "folds": fold_results,
         "pooled": {
-            "images": len(lesion_maps),
-            "lesion": auprs(list(lesion_maps.values())) if lesion_maps else {},
-            "baseline": auprs(list(baseline_maps.values())) if baseline_maps else {},
+            "images": len(maps["lesion"]),
+            **{key: auprs(list(found.values())) if found else {} for key, found in maps.items()},
         },
     }
     if args.final:
         toned = toned_synth(synth, [s.image_path for s in samples], work / "final" / "synth", seed=100)
-        config = train_config("final", work, clean, toned, args, test=True)
+        config = train_config(f"{runs}final", work, clean, toned, base, test=True)
         checkpoint = train_run(config)
-        metrics = json.loads((Path(config["run"]["dir"]) / "final" / "metrics.json").read_text())
+        metrics = json.loads((checkpoint.parents[1] / "metrics.json").read_text())
         test = metrics.get("test", {})
         result["final"] = {
             "checkpoint": str(checkpoint), "train_seconds": training_seconds(checkpoint.parents[1]),
@@ -396,11 +458,13 @@ def main(argv: list[str] | None = None) -> int:
                         "geometry": "original image, inside the field of view; contour removed"},
             "synthetic_test": result["final"]["synthetic_test"],
         }  # fmt: skip
-        (work / "lesion_model_info.yaml").write_text(yaml.safe_dump(info, sort_keys=False, allow_unicode=True))
+        (work / f"{runs}lesion_model_info.yaml").write_text(yaml.safe_dump(info, sort_keys=False, allow_unicode=True))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "lesion_cv.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    (args.out / "lesion_cv.md").write_text(markdown(result))
-    print(markdown(result))
+    name = f"lesion_cv_{args.config.stem}.json" if args.config else "lesion_cv.json"
+    (args.out / name).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    report = markdown([json.loads(p.read_text()) for p in result_files(args.out)])
+    (args.out / "lesion_cv.md").write_text(report)
+    print(report)
     return 0
 
 

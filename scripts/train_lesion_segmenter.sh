@@ -9,11 +9,29 @@
 # grading model's own maps; use it with drscreen screen --lesion-model FILE). The CPU recipe is 8 epochs of 256 px patches (2-8
 # minutes a training on 2 shared cores, 6 trainings); GPU variant: append --device cuda --epochs 200
 # (finished runs under runs/lesion-cv are reused: remove the folder to retrain).
+#   bash scripts/train_lesion_segmenter.sh --decoder [DATA_ROOT] [options ...]
+# trains the shipped grader's own lesion decoder instead (configs/lesion_decoder.yaml: encoder frozen,
+# 512 px, 20 epochs, 5-10 minutes a training on 2 shared cores) and packs it into
+# runs/lesion-cv/drscreen_lesion_decoder.pt (configs/lesion_decoder_model_info.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DECODER=false
+if [[ ${1:-} == --decoder ]]; then
+    DECODER=true
+    shift
+fi
 DATA_ROOT=${1:-../shared/data}
 shift || true
 WORK=runs/lesion-cv
+
+if $DECODER; then
+    python benchmarks/lesion_cv.py --data-root "$DATA_ROOT" --out benchmarks/results/real --work "$WORK" --final \
+        --config configs/lesion_decoder.yaml --info configs/lesion_decoder_model_info.yaml "$@"
+    drscreen model pack "$WORK/runs/lesion_decoder-final/checkpoints/last.pt" --out "$WORK/drscreen_lesion_decoder.pt" \
+        --photograph-preprocess '{quality_gate: false}' --info "$WORK/lesion_decoder-lesion_model_info.yaml"
+    drscreen model info "$WORK/drscreen_lesion_decoder.pt"
+    exit 0
+fi
 
 python benchmarks/lesion_cv.py --data-root "$DATA_ROOT" --out benchmarks/results/real --work "$WORK" --final "$@"
 drscreen model pack "$WORK/runs/final/checkpoints/last.pt" --out "$WORK/drscreen_lesions.pt" \

@@ -3,6 +3,7 @@ pseudo-mask channels."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from drscreen.engine.optim import build_optimizer, build_scheduler
 from drscreen.engine.samplers import AlternatingBatchSampler, ShardSampler
 from drscreen.engine.schedules.alternate import keep_mask_fraction
 from drscreen.engine.schedules.pseudo_masks import clear_lesions_on_dr0, pseudo_mask_channels
+from drscreen.engine.trainer import build_model, frozen_modules
+from drscreen.models import load_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {"data": {"train": [{"name": "idrid-grading", "root": "/data/idrid", "split": "train"}]}}
@@ -165,3 +168,19 @@ def test_pseudo_mask_channels_and_dr0_clearing() -> None:
     cleared = clear_lesions_on_dr0(sigmoid, classes, dr_grade=0)
     assert not cleared[:4].any() and cleared[4, 2:].all()
     assert clear_lesions_on_dr0(sigmoid, classes, dr_grade=2) is sigmoid
+
+
+def test_lesion_decoder_recipe_trains_only_the_shipped_decoder() -> None:
+    """configs/lesion_decoder.yaml starts from the shipped grader and leaves only its lesion
+    decoder trainable (benchmarks/lesion_cv.py --config replaces its data sources)."""
+    config = load_config(REPO / "configs/lesion_decoder.yaml")
+    assert config.data.lesion_union and config.loss.kwargs["lesion_loss"] == "lesion_union"
+    checkpoint = REPO / str(config.model.checkpoint)
+    if not checkpoint.is_file():
+        pytest.skip("the shipped weights are not in this checkout")
+    model = build_model(dataclasses.replace(config.model, checkpoint=str(checkpoint)))
+    frozen_modules(model, config.model.freeze)
+    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"lesion_decoder"}
+    shipped = load_pretrained().model.state_dict()
+    assert all(torch.equal(v.float(), shipped[k].float()) for k, v in model.state_dict().items())

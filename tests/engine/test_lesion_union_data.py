@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from drscreen.data import load_dataset
+from drscreen.engine.config import config_from_dict
 from drscreen.engine.dataset import FundusDataset, PreparedCache, collate_examples
 from drscreen.grading import SEGMENTATION_CLASSES
 from drscreen.losses import UNION_POSITIVE, create_loss
@@ -80,17 +82,25 @@ def test_patches_cut_image_and_masks_together() -> None:
         build_augmentation(AugmentationConfig(patch=SIZE + 1), SIZE)
 
 
-def test_the_cross_validation_folds_hold_every_image_out_once(subset: Path) -> None:
-    """benchmarks/lesion_cv.py: folds by image, the held-out images never in their fold's training part."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "lesion_cv.py"
-    spec = importlib.util.spec_from_file_location("lesion_cv", path)
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def lesion_cv() -> ModuleType:
+    """The benchmarks/lesion_cv.py module."""
+    spec = importlib.util.spec_from_file_location("lesion_cv", REPO / "benchmarks" / "lesion_cv.py")
     assert spec is not None and spec.loader is not None
-    lesion_cv = importlib.util.module_from_spec(spec)
-    sys.modules["lesion_cv"] = lesion_cv  # its dataclasses look their module up
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["lesion_cv"] = module  # its dataclasses look their module up
     try:
-        spec.loader.exec_module(lesion_cv)
+        spec.loader.exec_module(module)
     finally:
         del sys.modules["lesion_cv"]
+    return module
+
+
+def test_the_cross_validation_folds_hold_every_image_out_once(subset: Path, lesion_cv: ModuleType) -> None:
+    """benchmarks/lesion_cv.py: folds by image, the held-out images never in their fold's training part."""
     samples = load_dataset("idrid-seg-subset", subset)
     many = [type(samples[0])(id=f"IDRiD_{i:02d}", image_path=samples[0].image_path, dataset="idrid-seg-subset")
             for i in range(30)]  # fmt: skip
@@ -99,3 +109,22 @@ def test_the_cross_validation_folds_hold_every_image_out_once(subset: Path) -> N
     assert sorted(i for f in plan for i in f.test) == sorted(s.id for s in many)
     assert all(not set(f.test) & set(f.train) for f in plan)
     assert plan == lesion_cv.fold_plan(many, 5, seed=0), "the plan is a function of the seed"
+
+
+@pytest.mark.parametrize("config", [None, REPO / "configs" / "lesion_decoder.yaml"], ids=["u2net_xs", "lesion_decoder"])
+def test_the_cross_validation_trains_a_recipe_on_each_folds_data(
+    lesion_cv: ModuleType, tmp_path: Path, config: Path | None
+) -> None:
+    """benchmarks/lesion_cv.py: the recipe (default or ``--config``) with the options given, its
+    training sources, cache and run folder replaced by the fold's."""
+    options = ["--epochs", "3"] + (["--config", str(config)] if config else [])
+    recipe = lesion_cv.recipe(lesion_cv.parse_args(options))
+    raw = lesion_cv.train_config("fold0", tmp_path, tmp_path / "real", tmp_path / "synth", recipe, test=True)
+    built = config_from_dict(raw)
+    assert built.optim.epochs == 3 and built.data.lesion_union
+    assert [(s.name, s.root) for s in built.data.train] == [
+        ("idrid-seg-subset", str(tmp_path / "real")), ("idrid-segmentation", str(tmp_path / "synth"))
+    ]  # fmt: skip
+    assert built.data.test[0].root == str(tmp_path / "synth") and built.run.path == tmp_path / "runs" / "fold0"
+    assert built.model.name == ("drscreen_effnet" if config else "u2net_xs")
+    assert lesion_cv.U2NET_RECIPE["optim"]["epochs"] == 8, "the default recipe is not changed in place"
