@@ -26,7 +26,13 @@ script sets the training sources, the cache and the run folder of every training
    (``load_pretrained()``) is scored the same way as the baseline row, and again at the
    recipe's input size when that differs from the shipped one;
 4. ``--final``: the same recipe on all 30 real images; its per-class AUPR on the synthetic test
-   images (SYNTHETIC: no real per-class masks exist here) comes from the engine's test part.
+   images (SYNTHETIC: no real per-class masks exist here) comes from the engine's test part;
+5. ``--thresholds T ...``: no training (the fold runs must exist) and no AUPR tables: the same
+   out-of-fold maps of the fold models and of the shipped model at its own size, scored at
+   fixed probability thresholds (pooled any-lesion precision, recall, Dice, predicted and true
+   lesion pixel share, the threshold of the best pooled Dice; optic-disc Dice, and the disc
+   centre that the screening landmarks (``locate_landmarks``) find on the map against the disc
+   mask's centroid). Writes ``<out>/lesion_threshold.json`` and ``<out>/lesion_threshold.md``.
 
 Writes ``<out>/lesion_cv.json`` (``<out>/lesion_cv_<config stem>.json`` with ``--config``) and
 ``<out>/lesion_cv.md``, the tables of every ``lesion_cv*.json`` there; the runs live under
@@ -67,6 +73,7 @@ from drscreen.io import read_image, read_mask
 from drscreen.metrics.segmentation import pooled_aupr
 from drscreen.models import load_checkpoint
 from drscreen.preprocess import PreprocessConfig
+from drscreen.screening.landmarks import locate_landmarks
 from drscreen.synth.writers import write_dataset
 
 log = logging.getLogger("lesion_cv")
@@ -195,14 +202,25 @@ class ImageMaps:
     union: np.ndarray
     disc: np.ndarray
     disc_truth: np.ndarray
+    #: ``score_images(landmarks=True)``: the disc that ``locate_landmarks`` finds on the crop's
+    #: OD map (x, y original px; its source, "model" or "image"), and the disc mask's centroid
+    #: (x, y original px) and equivalent diameter (px).
+    disc_center: tuple[float, float] | None = None
+    disc_source: str | None = None
+    disc_truth_center: tuple[float, float] | None = None
+    disc_truth_diameter: float | None = None
 
 
 def score_images(
-    predictor: Predictor, samples: list[Sample], fov_from: dict[str, np.ndarray] | None = None
+    predictor: Predictor,
+    samples: list[Sample],
+    fov_from: dict[str, np.ndarray] | None = None,
+    landmarks: bool = False,
 ) -> dict[str, ImageMaps]:
     """Per image: any-lesion (max of the four lesion maps) and optic-disc probabilities in the
     original geometry, inside the field of view (``fov_from[id]`` when given, else the
-    predictor's own), with the union and disc masks."""
+    predictor's own), with the union and disc masks; ``landmarks``: also the disc that the
+    screening landmarks find on the predictor's OD map, and the disc mask's centroid."""
     classes = predictor.lesion_classes
     lesion_rows = [classes.index(c) for c in SEGMENTATION_LESIONS]
     disc_row = classes.index("OD")
@@ -226,6 +244,17 @@ def score_images(
             disc=probs[disc_row][fov].astype(np.float16),
             disc_truth=np.asarray(disc, bool)[fov],
         )
+        if landmarks:
+            prepared = prediction.prepared
+            assert prediction.lesion_probs is not None
+            found = locate_landmarks(prepared.display, prepared.fov_mask, prediction.lesion_probs[disc_row])
+            found = found.to_original(prepared.geometry)
+            rows, cols = np.nonzero(np.asarray(disc, bool))
+            scores[sample.id].disc_center = found.disc_center
+            scores[sample.id].disc_source = found.disc_source
+            if rows.size:
+                scores[sample.id].disc_truth_center = (float(cols.mean()), float(rows.mean()))
+                scores[sample.id].disc_truth_diameter = 2.0 * math.sqrt(rows.size / math.pi)
     return scores
 
 
@@ -245,6 +274,130 @@ def auprs(maps: list[ImageMaps]) -> dict[str, float]:
         "lesion_any_aupr": pooled_aupr([m.lesion for m in maps], [m.union for m in maps], bins=AUPR_BINS),
         "od_aupr": pooled_aupr([m.disc for m in maps], [m.disc_truth for m in maps], bins=AUPR_BINS),
     }
+
+
+#: Resolution of the threshold that maximises the pooled Dice: steps of 1/4096.
+F1_STEPS = 4096
+
+
+def threshold_metrics(scores: list[np.ndarray], truths: list[np.ndarray], thresholds: list[float]) -> dict[str, Any]:
+    """Pooled over all pixels of all images (a pixel is positive from ``p >= t``): precision,
+    recall, Dice (F1) and predicted positive pixel share at each threshold ``t``; the true
+    positive share; the threshold (a multiple of 1/4096, the lowest of ties) with the best pooled Dice."""
+    pixels = sum(t.size for t in truths)
+    positives = sum(int(t.sum()) for t in truths)
+    rows = []
+    for t in thresholds:
+        tp = fp = 0
+        for score, truth in zip(scores, truths, strict=True):
+            predicted = score.astype(np.float32) >= t
+            tp += int((predicted & truth).sum())
+            fp += int((predicted & ~truth).sum())
+        fn = positives - tp
+        rows.append({
+            "threshold": t, "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "recall": tp / positives if positives else float("nan"),
+            "dice": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else float("nan"),
+            "predicted_share": (tp + fp) / pixels,
+        })  # fmt: skip
+    # Histograms of floor(p * 4096): p >= k / 4096 exactly when the bin is k or above.
+    pos = np.zeros(F1_STEPS + 1, np.int64)
+    neg = np.zeros(F1_STEPS + 1, np.int64)
+    for score, truth in zip(scores, truths, strict=True):
+        index = np.clip(np.floor(score.astype(np.float32) * F1_STEPS), 0, F1_STEPS).astype(np.int64)
+        pos += np.bincount(index[truth], minlength=F1_STEPS + 1)
+        neg += np.bincount(index[~truth], minlength=F1_STEPS + 1)
+    tp_at = np.cumsum(pos[::-1])[::-1]
+    fp_at = np.cumsum(neg[::-1])[::-1]
+    dice_at = 2 * tp_at / np.maximum(2 * tp_at + fp_at + (positives - tp_at), 1)
+    k = int(np.argmax(dice_at))
+    best = {
+        "threshold": k / F1_STEPS, "precision": float(tp_at[k] / max(tp_at[k] + fp_at[k], 1)),
+        "recall": float(tp_at[k] / max(positives, 1)), "dice": float(dice_at[k]),
+        "predicted_share": float((tp_at[k] + fp_at[k]) / pixels),
+    }  # fmt: skip
+    return {"pixels": pixels, "true_share": positives / pixels, "thresholds": rows, "best": best}
+
+
+def disc_metrics(maps: list[ImageMaps], thresholds: list[float]) -> dict[str, Any]:
+    """Optic disc: pooled Dice of the OD map at ``thresholds`` (and the best), and the distance
+    (original px) from the disc centre that the screening landmarks find to the disc mask's
+    centroid, per image, with its median, and how many discs the landmarks took from the model's
+    map (the rest: the image-based fallback) and how many centres lie inside the mask's radius."""
+    pixel = threshold_metrics([m.disc for m in maps], [m.disc_truth for m in maps], thresholds)
+    found = [m for m in maps if m.disc_center is not None and m.disc_truth_center is not None]
+    distances = [math.dist(m.disc_center, m.disc_truth_center) for m in found]  # type: ignore[arg-type]
+    radii = [m.disc_truth_diameter / 2 for m in found]  # type: ignore[operator]
+    return {
+        "pixel": pixel,
+        "centre": {
+            "images": len(found),
+            "median_distance_px": float(np.median(distances)) if distances else float("nan"),
+            "max_distance_px": float(np.max(distances)) if distances else float("nan"),
+            "median_mask_diameter_px": float(np.median([2 * r for r in radii])) if radii else float("nan"),
+            "inside_mask_radius": int(sum(d <= r for d, r in zip(distances, radii, strict=True))),
+            "from_model_map": sum(m.disc_source == "model" for m in found),
+            "distances_px": [round(d, 1) for d in distances],
+        },
+    }
+
+
+def threshold_markdown(result: dict[str, Any]) -> str:
+    """The report of ``--thresholds``: a table per model and metric, rows = thresholds."""
+    labels = result["labels"]
+    lines = [
+        "# Lesion and optic-disc maps at fixed thresholds: out-of-fold, 30 real IDRiD images",
+        "",
+        f"`{result['command']}`",
+        "",
+        "Each image scored by the fold model that did not train on it (the folds of "
+        "`lesion_cv.py`), the shipped model on the same images; the scoring geometry of "
+        "`lesion_cv.py`: original image geometry, inside the field of view, burnt-in disc contour "
+        "removed. A pixel is positive from p >= threshold (maps stored as float16); everything "
+        "pooled over all pixels of the "
+        f"{result['images']} images. Any-lesion = maximum of the MA, HE, EX, SE maps against the "
+        "union mask. Best = the threshold (step 1/4096) with the highest pooled Dice.",
+        "",
+        "## Any lesion",
+        "",
+        "| model | threshold | precision | recall | Dice (F1) | predicted lesion share | true lesion share |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in labels.items():
+        lesion = result["models"][key]["lesion"]
+        for row, name in [*((r, fmt(r["threshold"])) for r in lesion["thresholds"]), (lesion["best"], "best")]:
+            name = f"best {row['threshold']:.3f}" if name == "best" else name
+            lines.append(
+                f"| {label} | {name} | {fmt(row['precision'])} | {fmt(row['recall'])} | {fmt(row['dice'])} "
+                f"| {row['predicted_share']:.4f} | {lesion['true_share']:.4f} |"
+            )
+    lines += [
+        "",
+        "## Optic disc",
+        "",
+        "Pixel Dice of the OD map at each threshold; the screening landmarks "
+        "(`drscreen.screening.landmarks.locate_landmarks`) take the disc from the map's most "
+        "confident blob of p >= 0.25 with a peak >= 0.5 (else an image-based finder): distance "
+        "of that disc centre to the disc mask's centroid in original pixels (images about "
+        "1705 x 1424).",
+        "",
+        "| model | " + " | ".join(f"Dice @ {fmt(t)}" for t in result["thresholds"])
+        + " | best Dice | centre distance median (px) | max (px) | inside mask radius | disc from model map"
+        + " | mask diameter median (px) |",
+        "|---|" + "---:|" * (len(result["thresholds"]) + 6),
+    ]  # fmt: skip
+    for key, label in labels.items():
+        disc = result["models"][key]["disc"]
+        pixel, centre = disc["pixel"], disc["centre"]
+        lines.append(
+            f"| {label} | " + " | ".join(fmt(r["dice"]) for r in pixel["thresholds"])
+            + f" | {fmt(pixel['best']['dice'])} @ {pixel['best']['threshold']:.3f}"
+            + f" | {centre['median_distance_px']:.1f} | {centre['max_distance_px']:.1f}"
+            + f" | {centre['inside_mask_radius']}/{centre['images']} | {centre['from_model_map']}/{centre['images']}"
+            + f" | {centre['median_mask_diameter_px']:.0f} |"
+        )  # fmt: skip
+    lines += ["", f"Wall time: {result['seconds']:.0f} s ({result['machine']})", ""]
+    return "\n".join(lines)
 
 
 def fmt(value: float | None) -> str:
@@ -344,6 +497,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only-folds", type=int, nargs="*", help="train and score these folds only")
     parser.add_argument("--final", action="store_true", help="also train the final model on all 30 images")
     parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        help="no training: score the existing fold runs and the shipped model at these thresholds "
+        "(writes <out>/lesion_threshold.json and .md instead of the AUPR results)",
+    )
+    parser.add_argument(
         "--info",
         type=Path,
         default=Path("configs/lesion_model_info.yaml"),
@@ -386,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": f"shipped {shipped} ({baseline.preprocessor.config.size} px)",
     }
     predictors = {"baseline": baseline}
-    if size != baseline.preprocessor.config.size:
+    if size != baseline.preprocessor.config.size and not args.thresholds:
         labels["baseline_input"] = f"shipped {shipped} ({size} px input)"
         predictors["baseline_input"] = Predictor(
             baseline.backend, dataclasses.replace(baseline.preprocessor.config, size=size), baseline.settings,
@@ -399,10 +559,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.only_folds is not None and fold.index not in args.only_folds:
             continue
         fold_dir = work / f"fold{fold.index}"
-        real = link_subset(clean, fold.train, fold_dir / "real")
-        toned = toned_synth(synth, [by_id[i].image_path for i in fold.train], fold_dir / "synth", seed=fold.index)
-        config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
-        checkpoint = train_run(config)
+        if args.thresholds:  # scoring only: the fold's run and its data folders exist
+            real, toned = fold_dir / "real", fold_dir / "synth"
+            config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
+            checkpoint = config_from_dict(config).run.path / "checkpoints" / "last.pt"
+            if not checkpoint.is_file():
+                print(f"{checkpoint} not found: train the folds first (without --thresholds)", file=sys.stderr)
+                return 2
+        else:
+            real = link_subset(clean, fold.train, fold_dir / "real")
+            toned = toned_synth(synth, [by_id[i].image_path for i in fold.train], fold_dir / "synth", seed=fold.index)
+            config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
+            checkpoint = train_run(config)
         predictor = lesion_predictor(config, checkpoint, device)
         held_out = [by_id[i] for i in fold.test]
         fovs = fov_masks(predictor, held_out)
@@ -410,12 +578,14 @@ def main(argv: list[str] | None = None) -> int:
             "index": fold.index, "held_out": list(fold.test), "train_seconds": training_seconds(checkpoint.parents[1]),
         }  # fmt: skip
         for key, scorer in {"lesion": predictor, **predictors}.items():
-            scores = score_images(scorer, held_out, fovs)
+            scores = score_images(scorer, held_out, fovs, landmarks=bool(args.thresholds))
             maps[key].update(scores)
             row[key] = auprs(list(scores.values()))
         log.info("fold %d: %s", fold.index, row)
         fold_results.append(row)
 
+    if args.thresholds:
+        return write_thresholds(args, argv, labels, maps, device, start)
     config_summary = {key: base[key] for key in ("model", "loss", "optim")}
     result: dict[str, Any] = {
         "command": "python benchmarks/lesion_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -464,6 +634,42 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / name).write_text(json.dumps(result, indent=2, default=float) + "\n")
     report = markdown([json.loads(p.read_text()) for p in result_files(args.out)])
     (args.out / "lesion_cv.md").write_text(report)
+    print(report)
+    return 0
+
+
+def write_thresholds(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    labels: dict[str, str],
+    maps: dict[str, dict[str, ImageMaps]],
+    device: str,
+    start: float,
+) -> int:
+    """``--thresholds``: the out-of-fold ``maps`` scored at the thresholds, written to
+    ``<out>/lesion_threshold.json`` and ``.md``."""
+    thresholds = list(args.thresholds)
+    models = {}
+    for key, found in maps.items():
+        images = list(found.values())
+        models[key] = {
+            "lesion": threshold_metrics([m.lesion for m in images], [m.union for m in images], thresholds),
+            "disc": disc_metrics(images, thresholds),
+        }
+    result = {
+        "command": "python benchmarks/lesion_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "labels": labels,
+        "images": len(maps["lesion"]),
+        "thresholds": thresholds,
+        "config": str(args.config) if args.config else "U2NET_RECIPE",
+        "models": models,
+        "seconds": time.perf_counter() - start,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "lesion_threshold.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    report = threshold_markdown(result)
+    (args.out / "lesion_threshold.md").write_text(report)
     print(report)
     return 0
 

@@ -128,3 +128,17 @@ def test_the_cross_validation_trains_a_recipe_on_each_folds_data(
     assert built.data.test[0].root == str(tmp_path / "synth") and built.run.path == tmp_path / "runs" / "fold0"
     assert built.model.name == ("drscreen_effnet" if config else "u2net_xs")
     assert lesion_cv.U2NET_RECIPE["optim"]["epochs"] == 8, "the default recipe is not changed in place"
+
+
+def test_the_threshold_table_counts_pooled_pixels_from_the_threshold_on(lesion_cv: ModuleType) -> None:
+    """benchmarks/lesion_cv.py --thresholds: pooled precision, recall, Dice and predicted share at
+    each threshold (p >= t is positive), the true share, and the threshold of the best Dice."""
+    scores = [np.array([0.9, 0.5, 0.2, 0.1], np.float16), np.array([0.6, 0.3, 0.0, 0.0], np.float16)]
+    truths = [np.array([True, True, False, False]), np.array([True, False, True, False])]
+    table = lesion_cv.threshold_metrics(scores, truths, [0.5])
+    row = table["thresholds"][0]  # positives at 0.5: 0.9, 0.5 and 0.6, all true; one true pixel missed
+    assert (row["precision"], row["recall"], row["predicted_share"]) == (1.0, 0.75, 3 / 8)
+    assert row["dice"] == pytest.approx(2 * 3 / (2 * 3 + 0 + 1))
+    assert table["true_share"] == 0.5
+    best = table["best"]  # from just above 0.3 to 0.5 the same three pixels: the lowest such step
+    assert best["dice"] == pytest.approx(row["dice"]) and 0.3 < best["threshold"] <= 0.5
