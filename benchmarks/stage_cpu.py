@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="drscreen-stage-cpu-") as scratch_dir:
         scratch = Path(scratch_dir)
         paths = generate_photographs(scratch / "photos", args.photographs)
-        screener = Screener(explain=False)
+        screener = Screener(explain=False, lesion_model=None)  # the grading model's own maps, one preparation
         config = screener.predictor.preprocessor.config
         screened = [o for o in screener.screen(list(collect_inputs(paths)), workers=0) if isinstance(o, ScreenedImage)]
         folder = ScreeningFolder(scratch / "out", DISPLAY_SIZE)

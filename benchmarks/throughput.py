@@ -10,7 +10,10 @@ fundus upscaled to the height of a camera frame and padded to 3:2, sizes as in
 * model only: ``Predictor.probabilities`` on prepared batches of ``--model-batch``, fp32 and bf16
   (bf16 only where the CPU has AVX-512 BF16 or AMX), images/s;
 * end to end: ``drscreen.report.screen`` from files to a written result folder, without and with
-  saliency maps, photographs/s, and its ratio to model-only in the same precision;
+  saliency maps, photographs/s, and its ratio to model-only in the same precision; these runs
+  use the grading model alone (``lesion_model=None``), as model-only does, and one more run, fp32
+  without saliency, adds the shipped lesion model (``screen``'s default: a second network at
+  512 px on every gradable photograph);
 * the upper bound of that ratio on this machine given the reduced decode alone (``ratio_bound``:
   the network turns all ``n`` cores into its rate, so a photograph's decode, ``t_decode`` seconds
   on one core, takes ``t_decode / n`` from it: ``t_model / (t_model + t_decode / n)`` with
@@ -235,8 +238,11 @@ def main() -> None:
         if real:
             sets["real"] = real
         precisions = ["fp32", "bf16"] if info["avx512_bf16"] or info["amx_bf16"] else ["fp32"]
-        screeners = {amp: Screener(explain=False, amp=amp, batch_size=args.batch_size) for amp in precisions}
-        explaining = Screener(explain=True, amp="fp32", batch_size=args.batch_size)
+        screeners = {
+            amp: Screener(explain=False, amp=amp, batch_size=args.batch_size, lesion_model=None) for amp in precisions
+        }
+        explaining = Screener(explain=True, amp="fp32", batch_size=args.batch_size, lesion_model=None)
+        with_lesion_model = Screener(explain=False, amp="fp32", batch_size=args.batch_size)
         config = screeners["fp32"].predictor.preprocessor.config
         # Warm up: the workers' fork server, the model's first forwards.
         screen(
@@ -273,6 +279,10 @@ def main() -> None:
                 row[f"end_to_end_{amp}_per_s"] = speed
                 row[f"ratio_{amp}"] = round(speed / model[amp], 3)
                 row[f"ratio_bound_{amp}"] = ratio_bound(model[amp], row["decode_per_s"]["reduced"], info["cores"])
+            row["end_to_end_fp32_lesion_model_per_s"] = timed(
+                f"{name} end to end with the lesion model",
+                lambda p=paths, n=name: end_to_end(p, scratch / f"out_{n}_lesions", with_lesion_model, args.workers),
+            )  # fmt: skip
             saliency_paths = paths[: args.saliency]
             row["end_to_end_saliency_fp32_per_s"] = timed(
                 f"{name} end to end with saliency",
@@ -316,8 +326,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| set | photographs | decode full /s | decode reduced /s | model fp32 img/s | end to end fp32 /s | ratio fp32 "
         "| upper bound fp32 | model bf16 img/s | end to end bf16 /s | ratio bf16 | upper bound bf16 "
-        "| end to end with saliency (fp32) /s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| end to end with saliency (fp32) /s | end to end with the lesion model (fp32) /s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     model = results["model_images_per_s"]
     for name, row in results["sets"].items():
@@ -325,7 +335,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {name} | {row['photographs']} | {row['decode_per_s']['full']} | {row['decode_per_s']['reduced']} "
             f"| {model['fp32']} | {row['end_to_end_fp32_per_s']} | {row['ratio_fp32']} | {row['ratio_bound_fp32']} "
             f"| {model.get('bf16', '-')} | {row.get('end_to_end_bf16_per_s', '-')} | {row.get('ratio_bf16', '-')} "
-            f"| {row.get('ratio_bound_bf16', '-')} | {row['end_to_end_saliency_fp32_per_s']} |"
+            f"| {row.get('ratio_bound_bf16', '-')} | {row['end_to_end_saliency_fp32_per_s']} "
+            f"| {row.get('end_to_end_fp32_lesion_model_per_s', '-')} |"
         )
     lines += [
         "",

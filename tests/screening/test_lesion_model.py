@@ -189,3 +189,19 @@ def test_a_packed_u2net_lesion_model_screens_on_torch_and_onnx(
     assert outcomes["torch"].result.provenance.lesion_model == outcomes[
         "onnx"
     ].result.provenance.lesion_model.model_copy(update={"runtime": "TorchBackend"})
+
+
+def test_the_shipped_lesion_model_is_the_default(photograph: np.ndarray) -> None:
+    """``Screener()`` runs the packed ``drscreen_lesions.pt`` at 512 px; its disc is validated on real data."""
+    from drscreen.models.pretrained import DEFAULT_LESION_MODEL_FILE
+
+    screener = Screener(explain=False)
+    assert screener.lesion_predictor is not None
+    assert screener.lesion_predictor.preprocessor.config.size == 512
+    screened = screener.screen_one(photograph)
+    assert isinstance(screened, ScreenedImage) and screened.lesion_probs is not None
+    assert screened.lesion_probs.shape[-1] == 512
+    provenance = screened.result.provenance.lesion_model
+    assert provenance is not None and provenance.model_name == "drscreen_lesion_decoder"
+    assert provenance.weights_sha256 == hashlib.sha256(DEFAULT_LESION_MODEL_FILE.read_bytes()).hexdigest()
+    assert screener.validated["optic_disc"] and not screener.validated["lesion_maps"]

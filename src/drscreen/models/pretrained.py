@@ -43,6 +43,9 @@ from drscreen.preprocess import PreprocessConfig
 PACK_FORMAT = 1
 #: The weights shipped inside the package.
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "drscreen_default.pt"
+#: The shipped lesion model (the grader's lesion decoder fine-tuned at 512 px on real and synthetic
+#: lesions; docs/model_card.md, "Lesion model"): the Screener's lesion findings, overlays and optic disc.
+DEFAULT_LESION_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "drscreen_lesions.pt"
 #: The shipped lesion segmenter (u2net_xs, 512 px; docs/model_card.md), used by the Screener for
 #: lesion findings, overlays and the optic disc.
 

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from drscreen._version import __version__
 from drscreen.report.overlays import DISPLAY_SIZE, overlay_layers, preview
 from drscreen.screening import (
+    DEFAULT_LESION_MODEL,
     ImageResult,
     PatientResult,
     ScreenedImage,
@@ -266,7 +267,7 @@ def screen(
     runtime: str = "torch",
     command: str | None = None,
     shard: bool = False,
-    lesion_model: str | Path | None = None,
+    lesion_model: str | Path | None = DEFAULT_LESION_MODEL,
     channels_last: bool = False,
     jpeg_decode: str = "auto",
 ) -> RunSummary:
@@ -276,11 +277,12 @@ def screen(
     ``labels``: a CSV of reference grades (``id``, ``dr_grade``, optional ``dme_grade``) for the
     report's metrics. ``overlay_size``: long side of previews and overlays (None: full resolution).
     ``workers``: processes that read and prepare photographs (``Screener.screen``; None: default).
-    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``lesion_model``: the separate lesion
-    segmenter (``Screener``: a packed file; None: the grading model's maps). ``channels_last``,
-    ``jpeg_decode``: as ``Screener`` (memory format; where JPEG files are decoded). ``shard``: this call is one of several
-    processes writing into the folder at once (``torchrun``): it neither cleans up temporary files
-    nor writes the tables and the report, which one final call over all inputs does.
+    ``runtime``: ``"torch"`` or ``"onnx"`` (``Screener``). ``lesion_model``: the lesion model
+    (``Screener``: ``"default"``, the shipped one; a packed file; None: the grading model's maps).
+    ``channels_last``, ``jpeg_decode``: as ``Screener`` (memory format; where JPEG files are
+    decoded). ``shard``: this call is one of several processes writing into the folder at once
+    (``torchrun``): it neither cleans up temporary files nor writes the tables and the report,
+    which one final call over all inputs does.
     Unreadable inputs get one line on stderr and a row in ``errors.csv``; the run goes on.
     """
     started = time.time()

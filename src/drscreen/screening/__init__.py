@@ -15,9 +15,16 @@ from drscreen.screening.schema import (
     PatientResult,
     image_result_json_schema,
 )
-from drscreen.screening.screener import ScreenedImage, Screener, ScreeningFailure, content_sha256
+from drscreen.screening.screener import (
+    DEFAULT_LESION_MODEL,
+    ScreenedImage,
+    Screener,
+    ScreeningFailure,
+    content_sha256,
+)
 
 __all__ = [
+    "DEFAULT_LESION_MODEL",
     "RESEARCH_NOTICE",
     "SCHEMA_VERSION",
     "ImageResult",

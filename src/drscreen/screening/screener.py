@@ -5,9 +5,10 @@ Settings go in the constructor (model, operating point, explanation, device, bat
 decoding, worker processes) while it predicts batch by batch through the inference core
 (``drscreen.inference.Predictor``, quality gate always on), and finishes each image: retinal
 landmarks, laterality check, lesion findings per region, the default explanation, provenance.
-With a separate lesion model (``lesion_model=``, a packed segmenter such as the ``u2net_xs`` of
+With a separate lesion model (by default the shipped ``drscreen_lesions.pt``: the grader's lesion
+decoder fine-tuned at 512 px; or any packed segmenter, such as the ``u2net_xs`` of
 ``scripts/train_lesion_segmenter.sh``) the same reduced read is prepared a second time with that
-model's preprocessing (e.g. 512 px), and its maps, not the grader's, give the lesion findings, the
+model's preprocessing (512 px), and its maps, not the grader's, give the lesion findings, the
 overlays and the optic disc of the landmarks.
 What becomes files (JSON, CSV, overlays, HTML) is ``drscreen.report``'s business.
 """
@@ -32,7 +33,7 @@ from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
 from drscreen.inference import Prediction, Predictor
 from drscreen.io.draft import MIN_LONG_SIDE
-from drscreen.models.pretrained import DEFAULT_MODEL_FILE, load_pretrained
+from drscreen.models.pretrained import DEFAULT_LESION_MODEL_FILE, DEFAULT_MODEL_FILE, load_pretrained
 from drscreen.preprocess import CropGeometry, PreparedImage
 from drscreen.screening.batch import LoadFailure, PhotographLoader, PreparedPhotograph, default_workers
 from drscreen.screening.findings import LESION_THRESHOLD, lesion_findings
@@ -52,6 +53,8 @@ from drscreen.screening.schema import (
 
 #: Runtimes a Screener can run the network on.
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+#: ``Screener(lesion_model=DEFAULT_LESION_MODEL)``: the shipped lesion model, ``DEFAULT_LESION_MODEL_FILE``.
+DEFAULT_LESION_MODEL = "default"
 #: Where JPEG files are decoded (``Screener(jpeg_decode=...)``).
 JPEG_DECODERS: tuple[str, ...] = ("auto", "cpu", "device")
 #: Laterality read from the image counts (for a warning or as the eye) from this confidence on.
@@ -131,11 +134,12 @@ class Screener:
             ``drscreen export``; a packed file is exported to a temporary ONNX file first).
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
         lesion_model: the separate lesion segmenter whose maps give the lesion findings, the
-            overlays and the optic disc: a packed file, a ready ``Predictor``, or None (the
-            default) to keep the grading model's own maps. None ships in the package: in its
-            5-fold cross-validation on real images the trained ``u2net_xs`` was worse than the
-            grading model's maps (docs/model_card.md, "Lesion model"). It runs on PyTorch, or with
-            ``runtime="onnx"`` on ONNX Runtime (a packed file is exported like ``model``).
+            overlays and the optic disc: ``DEFAULT_LESION_MODEL`` (``"default"``: the shipped
+            ``drscreen_lesions.pt``, better than the grading model's own maps in 5-fold
+            cross-validation on real images; docs/model_card.md, "Lesion model"), a packed file, a
+            ready ``Predictor``, or None to keep the grading model's own maps (one network, about
+            a third of the CPU time). It runs on PyTorch, or with ``runtime="onnx"`` on ONNX
+            Runtime (a packed file is exported like ``model``).
     """
 
     def __init__(
@@ -150,7 +154,7 @@ class Screener:
         batch_size: int = 8,
         runtime: str = "torch",
         predictor: Predictor | None = None,
-        lesion_model: str | Path | Predictor | None = None,
+        lesion_model: str | Path | Predictor | None = DEFAULT_LESION_MODEL,
         channels_last: bool = False,
         jpeg_decode: str = "auto",
     ) -> None:
@@ -430,6 +434,8 @@ def _lesion_predictor(
         return None
     if isinstance(lesion_model, Predictor):
         return lesion_model.with_quality_gate(False)
+    if lesion_model == DEFAULT_LESION_MODEL:
+        lesion_model = DEFAULT_LESION_MODEL_FILE
     if runtime == "onnx":
         predictor, _ = _onnx_predictor(lesion_model, None, device, batch_size, explain=False, quality_gate=False)
         predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
