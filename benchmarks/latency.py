@@ -11,9 +11,10 @@ every runtime alike and their ratios stay meaningful. Then model-only
 images/s at batch 32 (the backend's forward on prepared inputs, median of 3 timed batches after
 one warm-up), and the U²-XS-Net of the mobile paper (default configuration, random weights:
 speed does not depend on them) at 512 px, model only, batch 1, 20 interleaved runs: PyTorch fp32,
-bf16 autocast, bf16 autocast with channels-last weights, and ONNX Runtime fp32 (the
+bf16 autocast, bf16 autocast with channels-last weights, ONNX Runtime fp32 (the
 ``drscreen export`` file in the session ``OnnxBackend`` creates, and for comparison in a session
-with ONNX Runtime's default options).
+with ONNX Runtime's default options) and ONNX Runtime int8 (``drscreen export --int8``: static
+QDQ quantisation calibrated on synthetic fundus images).
 
 The photograph is the largest of ``<data-root>/fullres-samples/eyepacs`` (4928 x 3264 EyePACS
 JPEG) or, when that folder is absent, a generated synthetic fundus of that size (JPEG q95).
@@ -185,9 +186,11 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "", f"U²-XS-Net (default configuration, {U2XS_SIZE} px, model only, batch 1, {results['model_runs']} interleaved "
         "runs; goal p50 <= 100 ms on 2 cores):",
-        "", "| runtime | p50 ms | p95 ms |", "|---|---|---|",
+        "", "| runtime | p50 ms | p95 ms | p50 vs onnxruntime fp32 |", "|---|---|---|---|",
     ]  # fmt: skip
-    lines += [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} |" for name, row in u2xs.items()]
+    u2xs_base = u2xs["onnxruntime fp32"]["p50_ms"]
+    lines += [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p50_ms'] / u2xs_base:.2f} |"
+              for name, row in u2xs.items()]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -219,12 +222,14 @@ def main() -> None:
 
         u2xs = create_model("u2net_xs").eval()
         export_model(u2xs, scratch / "u2net_xs.onnx", input_size=U2XS_SIZE)
+        export_model(u2xs, scratch / "u2net_xs_int8.onnx", input_size=U2XS_SIZE, int8=True)
         u2xs_forwards = {
             "torch fp32": TorchBackend(u2xs),
             "torch bf16 autocast": TorchBackend(u2xs, amp="bf16"),
             "torch bf16 autocast, channels-last": TorchBackend(copy.deepcopy(u2xs), amp="bf16", channels_last=True),
             "onnxruntime fp32": OnnxBackend(scratch / "u2net_xs.onnx"),
             "onnxruntime fp32, default session options": default_session(scratch / "u2net_xs.onnx"),
+            "onnxruntime int8 (static, QDQ)": OnnxBackend(scratch / "u2net_xs_int8.onnx"),
         }
         u2xs_latency = model_latency(u2xs_forwards, torch.randn(1, 3, U2XS_SIZE, U2XS_SIZE), args.model_runs)
 

@@ -25,6 +25,8 @@ from drscreen.synth import generate_fundus
 
 #: Largest allowed difference of a probability between PyTorch and an exported file.
 PROBABILITY_TOLERANCE = 1e-3
+#: Largest allowed difference of a probability between PyTorch and an int8 export.
+INT8_TOLERANCE = 0.1
 #: Tiny input side for the packed test models, px.
 TINY_SIZE = 64
 #: The U²-Net family (the U²-XS-Net of the mobile paper and its larger siblings).
@@ -221,14 +223,34 @@ def test_u_net_resizes_export_with_constant_scales_and_sessions_share_one_settin
     assert default.intra_op_num_threads == torch.get_num_threads()
 
 
+def test_int8_export_quantises_the_u2net_xs_and_keeps_its_outputs_and_metadata(tmp_path: Path) -> None:
+    """``int8=True``: QDQ integer graph, same outputs and metadata as the fp32 file, probabilities within
+    the int8 tolerance of PyTorch; TorchScript refuses it."""
+    model = create_model("u2net_xs", **MODELS.get("u2net_xs").metadata["tiny"]).eval()
+    fp32 = export_model(model, tmp_path / "fp32.onnx", input_size=TINY_SIZE)
+    assert export_model(model, tmp_path / "int8.onnx", input_size=TINY_SIZE, int8=True) == fp32
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    assert any(node.op_type == "QuantizeLinear" for node in graph.node)
+    assert read_export_metadata(tmp_path / "int8.onnx") == fp32
+    predictor = Predictor.from_onnx(tmp_path / "int8.onnx", quality_gate=False)
+    images = fundus_batch(predictor, 2)
+    with torch.no_grad():
+        expected = model(images).lesion_logits.sigmoid()
+    got = predictor.backend(images).lesion_logits.sigmoid()
+    assert got.shape == expected.shape and float((got - expected).abs().max()) < INT8_TOLERANCE
+    with pytest.raises(ValueError, match="ONNX exports only"):
+        export_model(model, tmp_path / "int8.ts", "torchscript", input_size=TINY_SIZE, int8=True)
+
+
 def test_cli_exports_a_packed_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     packed_file = pack_tiny(*TINY_GRADER, tmp_path)
     assert cli_main(["export", "--format", "onnx", "--model", str(packed_file), "--out", str(tmp_path / "m.onnx")]) == 0
     assert "outputs dr_logits, dme_logits, lesion_logits, embedding" in capsys.readouterr().out
     assert read_export_metadata(tmp_path / "m.onnx").info == INFO
-    with pytest.raises(SystemExit, match="onnx only"):
-        cli_main(["export", "--format", "torchscript", "--model", str(packed_file), "--out", str(tmp_path / "m.ts"),
-                  "--static-batch"])  # fmt: skip
+    for flag in ("--static-batch", "--int8"):
+        with pytest.raises(SystemExit, match="onnx only"):
+            cli_main(["export", "--format", "torchscript", "--model", str(packed_file), "--out", str(tmp_path / "m.ts"),
+                      flag])  # fmt: skip
 
 
 def test_onnxruntime_is_imported_only_when_the_onnx_backend_is_used() -> None:

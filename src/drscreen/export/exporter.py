@@ -17,9 +17,14 @@ traced tensor's size (the U-Net merges) become ``Resize`` with constant scales
 TorchScript are deprecated upstream in favour of ``torch.export``; their deprecation warnings are
 silenced here (torch is pinned in pyproject.toml).
 
-No quantised export is offered: int8 dynamic quantisation (ONNX Runtime) lowered the shipped
-model's APTOS val QWK and referable sensitivity and ran slower on CPU
-(benchmarks/quantization.py, docs/performance.md).
+Quantisation is opt-in (``int8=True``, ONNX only): ONNX Runtime's static int8 quantisation
+(``quantize_int8``: QDQ, uint8 activations, int8 weights per output channel, ranges calibrated on
+``INT8_CALIBRATION_IMAGES`` synthetic fundus images prepared like photographs). It is meant for
+the U²-XS-Net lesion segmenter, where it took the 512 px model-only latency to 0.62-0.84 of fp32
+(0.76 in benchmarks/latency.py) on the 2-core CPU with lesion and optic-disc AUPR / Dice level
+with fp32 (benchmarks/u2net_xs_int8.py, docs/performance.md).
+Int8 dynamic quantisation lowered the shipped grader's APTOS val QWK and referable sensitivity
+and ran slower on CPU (benchmarks/quantization.py), so the grader is exported in fp32.
 """
 
 from __future__ import annotations
@@ -43,12 +48,14 @@ from drscreen.inference.onnx_backend import (
 )
 from drscreen.models import DRModel, ModelOutput
 from drscreen.models.pretrained import PretrainedModel, load_pretrained
-from drscreen.preprocess import PreprocessConfig
+from drscreen.preprocess import PreprocessConfig, Preprocessor
 
 #: File formats ``export_model`` writes.
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 #: ONNX operator set of the exported graphs.
 ONNX_OPSET = 18
+#: Synthetic fundus images an int8 export's activation ranges are calibrated on.
+INT8_CALIBRATION_IMAGES = 8
 #: Metadata keys of an export (TorchScript extra files must be named to be read back).
 METADATA_KEYS: tuple[str, ...] = tuple(
     METADATA_PREFIX + name for name in ("format", *(f.name for f in fields(ExportMetadata)))
@@ -79,6 +86,7 @@ def export_model(
     *,
     dynamic_batch: bool = True,
     input_size: int | None = None,
+    int8: bool = False,
 ) -> ExportMetadata:
     """Write ``packed_or_model`` to ``path`` as ONNX or TorchScript; returns the metadata stored in it.
 
@@ -93,11 +101,16 @@ def export_model(
             A TorchScript trace keeps the batch size symbolic wherever the model does.
         input_size: side ``S`` of the input, px: a live model's (default: ``PreprocessConfig``'s);
             for a packed model it must equal the packed size.
+        int8: ONNX only: quantise the file to int8 (``quantize_int8``, calibrated on
+            ``INT8_CALIBRATION_IMAGES`` synthetic fundus images prepared with the photograph
+            preprocessing); outputs stay float32.
 
     The model itself is not modified (a float32 CPU copy in eval mode is traced).
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; known: {', '.join(EXPORT_FORMATS)}")
+    if int8 and format != "onnx":
+        raise ValueError("int8 quantisation applies to ONNX exports only")
     model, metadata = _model_and_metadata(packed_or_model, input_size)
     network = copy.deepcopy(model).float().cpu().eval()
     example = torch.randn(2 if dynamic_batch else 1, 3, metadata.input_size, metadata.input_size,
@@ -114,7 +127,56 @@ def export_model(
         _write_torchscript(ContractOutputs(network, outputs, as_dict=True), example, path, metadata)
     else:
         _write_onnx(ContractOutputs(network, outputs), example, path, metadata, dynamic_batch)
+        if int8:
+            quantize_int8(path, calibration_inputs(metadata.photograph_preprocess, INT8_CALIBRATION_IMAGES))
     return metadata
+
+
+def calibration_inputs(preprocess: PreprocessConfig, count: int) -> list[Tensor]:
+    """``count`` synthetic fundus images (seeds 0..count-1, rendered at twice the input side)
+    prepared with ``preprocess``: (1, 3, S, S) float32 inputs each."""
+    from drscreen.synth import generate_fundus
+
+    preprocessor = Preprocessor(preprocess)
+    images = (generate_fundus(seed=seed, size=2 * preprocess.size).image for seed in range(count))
+    return [preprocessor.prepare(image).tensor.reshape(1, 3, preprocess.size, preprocess.size) for image in images]
+
+
+def quantize_int8(path: str | Path, inputs: list[Tensor]) -> None:
+    """Quantise the fp32 ONNX file at ``path`` to int8 in place, keeping its metadata.
+
+    ONNX Runtime's static quantisation in QDQ form: uint8 activations (the fast x86 kernels take
+    uint8 x int8), int8 weights with one scale per output channel, activation ranges (min / max)
+    from running the network on ``inputs`` ((1, 3, S, S) float32 each). Its graph optimisations
+    fuse the pairs into integer convolutions, concatenations, additions and pools.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    class Inputs(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([{INPUT_NAME: tensor.numpy()} for tensor in inputs])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.feeds, None)
+
+    path = Path(path)
+    metadata = onnx.load(str(path), load_external_data=False).metadata_props
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
+        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(quantized), Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+        proto = onnx.load(str(quantized))
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(metadata)
+    onnx.save(proto, str(path))
 
 
 def read_export_metadata(path: str | Path) -> ExportMetadata:
