@@ -18,7 +18,7 @@ from report_fixtures import (
 from drscreen.preprocess import QualityIssue
 from drscreen.report.html import QUALITY_REASONS, label_metrics, write_html_report
 from drscreen.report.labels import LabelRow, read_labels
-from drscreen.screening.schema import ImageResult, PatientResult
+from drscreen.screening.schema import ImageResult, LesionModelProvenance, PatientResult
 
 ERRORS = [("in/broken.jpg", "corrupt", "cannot decode")]
 
@@ -239,3 +239,18 @@ def test_read_labels_rejects_bad_files(tmp_path: Path, text: str, message: str) 
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=re.escape(message)):
         read_labels(path)
+
+
+def test_the_page_names_the_lesion_model(run: tuple[Path, list[ImageResult], list[PatientResult]]) -> None:
+    out_dir, results, patients = run
+    lesion_model = LesionModelProvenance(model_name="drscreen_lesion_decoder", model_version="1", weights_sha256="cd" * 32,
+                                         runtime="TorchBackend", preprocess={"size": 512})  # fmt: skip
+    with_lesions = [
+        r.model_copy(update={"provenance": r.provenance.model_copy(update={"lesion_model": lesion_model})})
+        for r in results
+    ]
+    page = write_html_report(out_dir, with_lesions, patients, ERRORS, {}).read_text(encoding="utf-8")
+    assert "drscreen_lesion_decoder 1 (512 px)" in page  # the header
+    assert page.count("drscreen_lesion_decoder 1 · TorchBackend") == len(results)  # every image's details
+    without = write_html_report(out_dir, results, patients, ERRORS, {}).read_text(encoding="utf-8")
+    assert "Lesion model" not in without

@@ -299,6 +299,10 @@ def _run_facts(run_info: Mapping[str, Any], results: Sequence[ImageResult]) -> l
         ("Operating point", f"threshold {float(threshold):.3f} ({source})" if threshold is not None else "none"),
         ("Date", str(date or "unknown")),
     ]
+    lesion_model = provenance.lesion_model if provenance is not None else None
+    if lesion_model is not None:
+        name = " ".join(str(part) for part in (lesion_model.model_name, lesion_model.model_version) if part)
+        facts.insert(2, ("Lesion model", f"{name} ({lesion_model.preprocess.get('size', '?')} px)"))
     if command:
         facts.append(("Command", " ".join(map(str, command)) if isinstance(command, list) else str(command)))
     return facts
