@@ -243,8 +243,10 @@ def test_read_labels_rejects_bad_files(tmp_path: Path, text: str, message: str) 
 
 def test_the_page_names_the_lesion_model(run: tuple[Path, list[ImageResult], list[PatientResult]]) -> None:
     out_dir, results, patients = run
-    lesion_model = LesionModelProvenance(model_name="drscreen_lesion_decoder", model_version="1", weights_sha256="cd" * 32,
-                                         runtime="TorchBackend", preprocess={"size": 512})  # fmt: skip
+    lesion_model = LesionModelProvenance(
+        model_name="drscreen_lesion_decoder", model_version="1", weights_sha256="cd" * 32, runtime="TorchBackend",
+        preprocess={"size": 512},
+    )
     with_lesions = [
         r.model_copy(update={"provenance": r.provenance.model_copy(update={"lesion_model": lesion_model})})
         for r in results
