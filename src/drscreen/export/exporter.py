@@ -20,9 +20,9 @@ silenced here (torch is pinned in pyproject.toml).
 Quantisation is opt-in (``int8=True``, ONNX only): ONNX Runtime's static int8 quantisation
 (``quantize_int8``: QDQ, uint8 activations, int8 weights per output channel, ranges calibrated on
 ``INT8_CALIBRATION_IMAGES`` synthetic fundus images prepared like photographs). It is meant for
-the U²-XS-Net lesion segmenter, where it took the 512 px model-only latency to 0.62-0.84 of fp32
-(0.76 in benchmarks/latency.py) on the 2-core CPU with lesion and optic-disc AUPR / Dice level
-with fp32 (benchmarks/u2net_xs_int8.py, docs/performance.md).
+the U²-XS-Net lesion segmenter, where it took the 512 px model-only latency to 0.82 of fp32 on
+the idle 2-core CPU (114 against 139 ms p50, benchmarks/latency.py) with lesion and optic-disc
+AUPR / Dice level with fp32 (benchmarks/u2net_xs_int8.py, docs/performance.md).
 Int8 dynamic quantisation lowered the shipped grader's APTOS val QWK and referable sensitivity
 and ran slower on CPU (benchmarks/quantization.py), so the grader is exported in fp32.
 """
