@@ -174,12 +174,20 @@ def train_config(name: str, work: Path, real: Path, synth: Path, base: dict[str,
     return set_value(config, "run", {"name": name, "dir": str(work / "runs")})
 
 
+def finished_checkpoint(config: dict[str, Any]) -> Path | None:
+    """The last checkpoint of ``config``'s run when that run finished (its ``metrics.json``
+    exists), else ``None``."""
+    run = config_from_dict(config).run.path
+    return run / "checkpoints" / "last.pt" if (run / "metrics.json").is_file() else None
+
+
 def train_run(config: dict[str, Any]) -> Path:
     """Train ``config`` with the engine (resuming a run that stopped); returns its last checkpoint."""
+    finished = finished_checkpoint(config)
+    if finished is not None:
+        return finished
     cfg = config_from_dict(config)
     last = cfg.run.path / "checkpoints" / "last.pt"
-    if (cfg.run.path / "metrics.json").is_file():
-        return last
     train(cfg, resume=last.is_file())
     return last
 
@@ -523,11 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     clean = work / "idrid-seg-subset-clean"
-    contour_pixels = write_contour_free_subset(source, clean)
+    # --thresholds trains nothing: it reads the cleaned copy as it is (written when missing) and
+    # no synthetic data.
+    contour_pixels = None if args.thresholds and clean.is_dir() else write_contour_free_subset(source, clean)
     samples = load_dataset(SUBSET, clean)
     by_id = {s.id: s for s in samples}
     synth = work / "synth"
-    if not (synth / "synth_truth.csv").is_file():
+    if not args.thresholds and not (synth / "synth_truth.csv").is_file():
         write_dataset(synth, args.synth_n, 512, seed=21, progress=False)
     device = (
         "cuda"
@@ -561,15 +571,18 @@ def main(argv: list[str] | None = None) -> int:
         fold_dir = work / f"fold{fold.index}"
         if args.thresholds:  # scoring only: the fold's run and its data folders exist
             real, toned = fold_dir / "real", fold_dir / "synth"
-            config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
-            checkpoint = config_from_dict(config).run.path / "checkpoints" / "last.pt"
-            if not checkpoint.is_file():
-                print(f"{checkpoint} not found: train the folds first (without --thresholds)", file=sys.stderr)
-                return 2
         else:
             real = link_subset(clean, fold.train, fold_dir / "real")
             toned = toned_synth(synth, [by_id[i].image_path for i in fold.train], fold_dir / "synth", seed=fold.index)
-            config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
+        config = train_config(f"{runs}fold{fold.index}", work, real, toned, base, test=False)
+        if args.thresholds:
+            finished = finished_checkpoint(config)
+            if finished is None:
+                run = config_from_dict(config).run.path
+                print(f"{run} has not finished: train the folds first (without --thresholds)", file=sys.stderr)
+                return 2
+            checkpoint = finished
+        else:
             checkpoint = train_run(config)
         predictor = lesion_predictor(config, checkpoint, device)
         held_out = [by_id[i] for i in fold.test]
@@ -580,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, scorer in {"lesion": predictor, **predictors}.items():
             scores = score_images(scorer, held_out, fovs, landmarks=bool(args.thresholds))
             maps[key].update(scores)
-            row[key] = auprs(list(scores.values()))
+            if not args.thresholds:
+                row[key] = auprs(list(scores.values()))
         log.info("fold %d: %s", fold.index, row)
         fold_results.append(row)
 
