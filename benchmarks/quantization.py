@@ -32,7 +32,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from drscreen.data import load_dataset
 from drscreen.engine.inference import Predictions, compute_metrics
 from drscreen.engine.runs import write_json
-from drscreen.export import export_model
+from drscreen.export import export_model, read_export_metadata, save_onnx
 from drscreen.inference import Prediction, Predictor
 from drscreen.io import read_image
 
@@ -45,11 +45,7 @@ SHOWN = ("dr_qwk", "dr_macro_auc", "dr_accuracy", "referable_auc", "referable_se
 def quantized_copy(source: Path, target: Path) -> Path:
     """``source`` (an fp32 export) quantised to int8 dynamic at ``target``, with its metadata."""
     quantize_dynamic(source, target, weight_type=QuantType.QInt8)
-    metadata = onnx.load(str(source), load_external_data=False).metadata_props
-    quantized = onnx.load(str(target))
-    del quantized.metadata_props[:]
-    quantized.metadata_props.extend(metadata)
-    onnx.save(quantized, str(target))
+    save_onnx(onnx.load(str(target)), target, read_export_metadata(source))
     return target
 
 

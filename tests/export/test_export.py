@@ -25,7 +25,8 @@ from drscreen.synth import generate_fundus
 
 #: Largest allowed difference of a probability between PyTorch and an exported file.
 PROBABILITY_TOLERANCE = 1e-3
-#: Largest allowed difference of a probability between PyTorch and an int8 export.
+#: Largest allowed difference of a probability between PyTorch and an int8 export, as a share of
+#: the spread (max - min) of PyTorch's probabilities: a constant output would break it.
 INT8_TOLERANCE = 0.1
 #: Tiny input side for the packed test models, px.
 TINY_SIZE = 64
@@ -228,7 +229,7 @@ def test_int8_export_quantises_the_u2net_xs_and_keeps_its_outputs_and_metadata(t
     the int8 tolerance of PyTorch; TorchScript refuses it."""
     model = create_model("u2net_xs", **MODELS.get("u2net_xs").metadata["tiny"]).eval()
     fp32 = export_model(model, tmp_path / "fp32.onnx", input_size=TINY_SIZE)
-    assert export_model(model, tmp_path / "int8.onnx", input_size=TINY_SIZE, int8=True) == fp32
+    export_model(model, tmp_path / "int8.onnx", input_size=TINY_SIZE, int8=True)
     graph = onnx.load(str(tmp_path / "int8.onnx")).graph
     assert any(node.op_type == "QuantizeLinear" for node in graph.node)
     assert read_export_metadata(tmp_path / "int8.onnx") == fp32
@@ -237,7 +238,8 @@ def test_int8_export_quantises_the_u2net_xs_and_keeps_its_outputs_and_metadata(t
     with torch.no_grad():
         expected = model(images).lesion_logits.sigmoid()
     got = predictor.backend(images).lesion_logits.sigmoid()
-    assert got.shape == expected.shape and float((got - expected).abs().max()) < INT8_TOLERANCE
+    spread = float(expected.max() - expected.min())  # small for random weights: a relative bound
+    assert got.shape == expected.shape and float((got - expected).abs().max()) < INT8_TOLERANCE * spread
     with pytest.raises(ValueError, match="ONNX exports only"):
         export_model(model, tmp_path / "int8.ts", "torchscript", input_size=TINY_SIZE, int8=True)
 

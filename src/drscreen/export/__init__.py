@@ -8,6 +8,7 @@ from drscreen.export.exporter import (
     export_model,
     load_torchscript,
     read_export_metadata,
+    save_onnx,
 )
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "export_model",
     "load_torchscript",
     "read_export_metadata",
+    "save_onnx",
 ]

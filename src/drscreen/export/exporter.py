@@ -20,9 +20,8 @@ silenced here (torch is pinned in pyproject.toml).
 Quantisation is opt-in (``int8=True``, ONNX only): ONNX Runtime's static int8 quantisation
 (``quantize_int8``: QDQ, uint8 activations, int8 weights per output channel, ranges calibrated on
 ``INT8_CALIBRATION_IMAGES`` synthetic fundus images prepared like photographs). It is meant for
-the U²-XS-Net lesion segmenter, where it took the 512 px model-only latency to 0.82 of fp32 on
-the idle 2-core CPU (114 against 139 ms p50, benchmarks/latency.py) with lesion and optic-disc
-AUPR / Dice level with fp32 (benchmarks/u2net_xs_int8.py, docs/performance.md).
+the U²-XS-Net lesion segmenter: faster than fp32 on the 2-core CPU with its lesion and
+optic-disc AUPR / Dice level with fp32 (measurements and commands: docs/performance.md).
 Int8 dynamic quantisation lowered the shipped grader's APTOS val QWK and referable sensitivity
 and ran slower on CPU (benchmarks/quantization.py), so the grader is exported in fp32.
 """
@@ -167,16 +166,13 @@ def quantize_int8(path: str | Path, inputs: list[Tensor]) -> None:
             return next(self.feeds, None)
 
     path = Path(path)
-    metadata = onnx.load(str(path), load_external_data=False).metadata_props
+    metadata = read_export_metadata(path)
     with tempfile.TemporaryDirectory() as scratch:
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(quantized), Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
-        proto = onnx.load(str(quantized))
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(metadata)
-    onnx.save(proto, str(path))
+        save_onnx(onnx.load(str(quantized)), path, metadata)
 
 
 def read_export_metadata(path: str | Path) -> ExportMetadata:
@@ -262,6 +258,13 @@ def _write_onnx(
                 dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False,
             )  # fmt: skip
         proto = constant_resize_scales(onnx.load(str(traced_file)))
+    save_onnx(proto, path, metadata)
+
+
+def save_onnx(proto: Any, path: str | Path, metadata: ExportMetadata) -> None:
+    """Write the ONNX model ``proto`` to ``path`` with ``metadata`` as its only metadata properties."""
+    import onnx
+
     del proto.metadata_props[:]
     for key, value in metadata.to_strings().items():
         proto.metadata_props.add(key=key, value=value)
