@@ -6,13 +6,14 @@
 # from the 30 real images, 5-fold cross-validation by image (benchmarks/results/real/lesion_cv.{json,md}),
 # the final u2net_xs on all 30 real + the synthetic training images; then packs it into
 # runs/lesion-cv/drscreen_lesions.pt (not into the package: on the CPU budget it is worse than the
-# grading model's own maps; use it with drscreen screen --lesion-model FILE). The CPU recipe is 8 epochs of 256 px patches (2-8
+# shipped lesion model; use it with drscreen screen --lesion-model FILE). The CPU recipe is 8 epochs of 256 px patches (2-8
 # minutes a training on 2 shared cores, 6 trainings); GPU variant: append --device cuda --epochs 200
 # (finished runs under runs/lesion-cv are reused: remove the folder to retrain).
 #   bash scripts/train_lesion_segmenter.sh --decoder [DATA_ROOT] [options ...]
 # trains the shipped grader's own lesion decoder instead (configs/lesion_decoder.yaml: encoder frozen,
-# 512 px, 20 epochs, 5-10 minutes a training on 2 shared cores) and packs it into
-# runs/lesion-cv/drscreen_lesion_decoder.pt (configs/lesion_decoder_model_info.yaml).
+# 512 px, 20 epochs, about 8 minutes a training on 2 otherwise idle cores, 6 trainings) and packs it
+# into runs/lesion-cv/drscreen_lesion_decoder.pt (configs/lesion_decoder_model_info.yaml): the
+# shipped lesion model, src/drscreen/weights/drscreen_lesions.pt, is that file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DECODER=false
