@@ -70,7 +70,7 @@ from drscreen.experiments import training_seconds
 from drscreen.grading import SEGMENTATION_CLASSES, SEGMENTATION_LESIONS
 from drscreen.inference import Predictor
 from drscreen.io import read_image, read_mask
-from drscreen.metrics.segmentation import pooled_aupr
+from drscreen.metrics.segmentation import pooled_aupr, pooled_counts
 from drscreen.models import load_checkpoint
 from drscreen.preprocess import PreprocessConfig
 from drscreen.screening.landmarks import locate_landmarks
@@ -284,47 +284,32 @@ def auprs(maps: list[ImageMaps]) -> dict[str, float]:
     }
 
 
-#: Resolution of the threshold that maximises the pooled Dice: steps of 1/4096.
-F1_STEPS = 4096
-
-
 def threshold_metrics(scores: list[np.ndarray], truths: list[np.ndarray], thresholds: list[float]) -> dict[str, Any]:
-    """Pooled over all pixels of all images (a pixel is positive from ``p >= t``): precision,
-    recall, Dice (F1) and predicted positive pixel share at each threshold ``t``; the true
-    positive share; the threshold (a multiple of 1/4096, the lowest of ties) with the best pooled Dice."""
+    """Pooled over all pixels of all images, on the AUPR's binning (``pooled_counts(bins=AUPR_BINS)``:
+    a pixel is positive at ``t`` when its probability rounded to a multiple of 1/4096 is ``t`` or
+    above): precision, recall, Dice (F1) and predicted positive pixel share at each threshold
+    ``t``; the true positive share; the threshold (a multiple of 1/4096, the lowest of ties)
+    with the best pooled Dice."""
     pixels = sum(t.size for t in truths)
-    positives = sum(int(t.sum()) for t in truths)
-    rows = []
-    for t in thresholds:
-        tp = fp = 0
-        for score, truth in zip(scores, truths, strict=True):
-            predicted = score.astype(np.float32) >= t
-            tp += int((predicted & truth).sum())
-            fp += int((predicted & ~truth).sum())
+    tp_at, fp_at = pooled_counts(scores, truths, bins=AUPR_BINS)
+    positives = int(tp_at[0])
+    steps = AUPR_BINS - 1
+
+    def row(threshold: float, k: int) -> dict[str, Any]:
+        tp, fp = int(tp_at[k]), int(fp_at[k])
         fn = positives - tp
-        rows.append({
-            "threshold": t, "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        return {
+            "threshold": threshold, "precision": tp / (tp + fp) if tp + fp else float("nan"),
             "recall": tp / positives if positives else float("nan"),
             "dice": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else float("nan"),
             "predicted_share": (tp + fp) / pixels,
-        })  # fmt: skip
-    # Histograms of floor(p * 4096): p >= k / 4096 exactly when the bin is k or above.
-    pos = np.zeros(F1_STEPS + 1, np.int64)
-    neg = np.zeros(F1_STEPS + 1, np.int64)
-    for score, truth in zip(scores, truths, strict=True):
-        index = np.clip(np.floor(score.astype(np.float32) * F1_STEPS), 0, F1_STEPS).astype(np.int64)
-        pos += np.bincount(index[truth], minlength=F1_STEPS + 1)
-        neg += np.bincount(index[~truth], minlength=F1_STEPS + 1)
-    tp_at = np.cumsum(pos[::-1])[::-1]
-    fp_at = np.cumsum(neg[::-1])[::-1]
+        }  # fmt: skip
+
+    # Bin k holds the probabilities rounding to k / 4096: positive at t from bin ceil(4096 t) on.
+    rows = [row(t, min(math.ceil(t * steps), steps)) for t in thresholds]
     dice_at = 2 * tp_at / np.maximum(2 * tp_at + fp_at + (positives - tp_at), 1)
     k = int(np.argmax(dice_at))
-    best = {
-        "threshold": k / F1_STEPS, "precision": float(tp_at[k] / max(tp_at[k] + fp_at[k], 1)),
-        "recall": float(tp_at[k] / max(positives, 1)), "dice": float(dice_at[k]),
-        "predicted_share": float((tp_at[k] + fp_at[k]) / pixels),
-    }  # fmt: skip
-    return {"pixels": pixels, "true_share": positives / pixels, "thresholds": rows, "best": best}
+    return {"pixels": pixels, "true_share": positives / pixels, "thresholds": rows, "best": row(k / steps, k)}
 
 
 def disc_metrics(maps: list[ImageMaps], thresholds: list[float]) -> dict[str, Any]:
@@ -361,7 +346,8 @@ def threshold_markdown(result: dict[str, Any]) -> str:
         "Each image scored by the fold model that did not train on it (the folds of "
         "`lesion_cv.py`), the shipped model on the same images; the scoring geometry of "
         "`lesion_cv.py`: original image geometry, inside the field of view, burnt-in disc contour "
-        "removed. A pixel is positive from p >= threshold (maps stored as float16); everything "
+        "removed. A pixel is positive from p >= threshold, p (stored as float16) rounded to a "
+        "multiple of 1/4096 as for the AUPR; everything "
         "pooled over all pixels of the "
         f"{result['images']} images. Any-lesion = maximum of the MA, HE, EX, SE maps against the "
         "union mask. Best = the threshold (step 1/4096) with the highest pooled Dice.",

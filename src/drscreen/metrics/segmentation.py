@@ -95,20 +95,37 @@ def _aupr(pairs: list[tuple[np.ndarray, np.ndarray]], method: AuprMethod, bins: 
             return float(average_precision_score(truth, scores))
         precision, recall, _ = precision_recall_curve(truth, scores)
         return float(auc(recall, precision))
+    tp, fp = _counts(pairs, bins)
+    tp, fp = tp[::-1], fp[::-1]  # from the highest threshold down
+    called = (tp + fp) > 0
+    tp, fp = tp[called], fp[called]
+    return _area(tp / tp[-1], tp / (tp + fp), method)
+
+
+def pooled_counts(probs: Maps, masks: Maps, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positive pixel counts of all images pooled, at ``bins`` equal-width
+    thresholds on [0, 1]: the binning of ``pooled_aupr(bins=...)``.
+
+    A probability ``p`` falls in bin ``rint(p * (bins - 1))`` (it rounds to ``k / (bins - 1)``);
+    at threshold ``k`` a pixel is positive when its bin is ``k`` or above.
+
+    Returns:
+        ``(tp, fp)``, two int64 arrays of length ``bins``: ``tp[k]`` and ``fp[k]`` count the
+        positive and negative pixels whose bin is ``k`` or above.
+    """
+    return _counts(_pairs(probs, masks), bins)
+
+
+def _counts(pairs: list[tuple[np.ndarray, np.ndarray]], bins: int) -> tuple[np.ndarray, np.ndarray]:
     if bins < 2:
         raise ValueError(f"bins must be >= 2, got {bins}")
     pos_hist = np.zeros(bins, dtype=np.int64)
     neg_hist = np.zeros(bins, dtype=np.int64)
     for p, m in pairs:
-        # Bin k holds probabilities rounding to k / (bins - 1); its threshold is "bin >= k".
         idx = np.rint(p * (bins - 1)).astype(np.int64)
         pos_hist += np.bincount(idx[m], minlength=bins)
         neg_hist += np.bincount(idx[~m], minlength=bins)
-    tp = np.cumsum(pos_hist[::-1])
-    fp = np.cumsum(neg_hist[::-1])
-    called = (tp + fp) > 0
-    tp, fp = tp[called], fp[called]
-    return _area(tp / tp[-1], tp / (tp + fp), method)
+    return np.cumsum(pos_hist[::-1])[::-1], np.cumsum(neg_hist[::-1])[::-1]
 
 
 def lesion_class_metrics(
