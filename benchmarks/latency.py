@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,7 +40,7 @@ import cv2
 import numpy as np
 import onnxruntime
 import torch
-from machine_info import machine
+from machine_info import command_line, machine
 
 from drscreen.engine.runs import write_json
 from drscreen.export import export_model
@@ -201,7 +199,7 @@ def main() -> None:
     parser.add_argument("--model-runs", type=int, default=20, help="U²-XS-Net model-only runs per runtime")
     parser.add_argument("--out", type=Path, default=RESULTS / "latency")
     args = parser.parse_args()
-    command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0])), *sys.argv[1:]])
+    command = command_line()
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch_dir:

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from machine_info import command_line
 
 from drscreen.augment.realism import load_references, recolour_files
 from drscreen.data import LESION_UNION, Sample, load_dataset
@@ -588,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         return write_thresholds(args, argv, labels, maps, device, start)
     config_summary = {key: base[key] for key in ("model", "loss", "optim")}
     result: dict[str, Any] = {
-        "command": "python benchmarks/lesion_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line(argv, script="benchmarks/lesion_cv.py"),
         "labels": labels,
         "recipe": {
             "config": str(args.config) if args.config else "U2NET_RECIPE",
@@ -657,7 +658,7 @@ def write_thresholds(
             "disc": disc_metrics(images, thresholds),
         }
     result = {
-        "command": "python benchmarks/lesion_cv.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line(argv, script="benchmarks/lesion_cv.py"),
         "labels": labels,
         "images": len(maps["lesion"]),
         "thresholds": thresholds,

@@ -1,10 +1,15 @@
-"""The machine a benchmark ran on, for the headers of its results (imported by the scripts here)."""
+"""The machine a benchmark ran on and its command line, for the headers of its results
+(imported by the scripts here)."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,3 +40,10 @@ def machine() -> dict[str, Any]:
         "onnxruntime": onnx_version,
         "python": platform.python_version(),
     }
+
+
+def command_line(argv: Sequence[str] | None = None, script: str | Path | None = None) -> str:
+    """The command that ran the benchmark, ``python <script> <arguments>`` quoted for a shell:
+    ``script`` (default: ``sys.argv[0]``) with ``argv`` (default: ``sys.argv[1:]``)."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    return "python " + " ".join(shlex.quote(a) for a in [str(Path(script or sys.argv[0])), *arguments])

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from machine_info import command_line
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from drscreen.data import load_dataset
@@ -96,7 +95,7 @@ def main() -> None:
             rows[label], _ = score(Predictor.from_onnx(path, **options), prepared, samples, reference)
             rows[label]["file_mib"] = path.stat().st_size / 2**20
 
-    command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0])), *sys.argv[1:]])
+    command = command_line()
     write_json({"command": command, "dataset": "aptos2019 val", "n_images": len(samples), "rows": rows},
                args.out.with_suffix(".json"))  # fmt: skip
     lines = [

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 import numpy as np
 import onnxruntime
 import torch
-from machine_info import machine
+from machine_info import command_line, machine
 from torch import nn
 
 from drscreen.engine.runs import write_json
@@ -144,7 +142,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="profiled runs")
     parser.add_argument("--out", type=Path, default=RESULTS / "u2net_xs_profile")
     args = parser.parse_args()
-    command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0])), *sys.argv[1:]])
+    command = command_line()
 
     load_before = os.getloadavg()[0]
     model = create_model("u2net_xs").eval()

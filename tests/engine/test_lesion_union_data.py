@@ -87,14 +87,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def lesion_cv() -> ModuleType:
-    """The benchmarks/lesion_cv.py module."""
+    """The benchmarks/lesion_cv.py module (it imports its neighbours, as when run as a script)."""
     spec = importlib.util.spec_from_file_location("lesion_cv", REPO / "benchmarks" / "lesion_cv.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["lesion_cv"] = module  # its dataclasses look their module up
+    sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         spec.loader.exec_module(module)
     finally:
+        sys.path.remove(str(REPO / "benchmarks"))
         del sys.modules["lesion_cv"]
     return module
 
