@@ -14,6 +14,9 @@ Usage::
     python benchmarks/u2net_xs_int8.py [--checkpoint runs/lesion-cv/runs/final/checkpoints/last.pt]
                                        [--images runs/lesion-cv/idrid-seg-subset-clean]
                                        [--out benchmarks/results/u2net_xs_int8]
+
+The defaults are what ``bash scripts/train_lesion_segmenter.sh ../shared/data`` (the U²-XS-Net
+recipe) leaves in ``runs/lesion-cv``; the script stops with that command when they are missing.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ from drscreen.export import export_model
 from drscreen.inference import Predictor
 from drscreen.metrics.segmentation import dice
 from drscreen.models import pack_checkpoint
+from drscreen.screening.findings import LESION_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-#: Probability threshold of the Dice scores.
-THRESHOLD = 0.5
+#: Probability threshold of the Dice scores: the one screening's findings use.
+THRESHOLD = LESION_THRESHOLD
 
 
 def compare(maps: dict[str, ImageMaps], reference: dict[str, ImageMaps]) -> dict[str, float]:
@@ -81,6 +85,12 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (no machine's absolute path)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/lesion-cv/runs/final/checkpoints/last.pt")
@@ -88,6 +98,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "u2net_xs_int8")
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0])), *sys.argv[1:]])
+    for needed in (args.checkpoint, args.images):
+        if not needed.exists():
+            sys.exit(f"{needed}: missing; bash scripts/train_lesion_segmenter.sh ../shared/data writes it")
 
     samples = load_dataset(SUBSET, args.images)
     with tempfile.TemporaryDirectory() as scratch_dir:
@@ -105,7 +118,7 @@ def main() -> None:
         maps = {name: score_images(predictor, samples, fov) for name, predictor in predictors.items()}
     results = {
         "command": command, "machine": machine(), "load_average_1min": os.getloadavg()[0],
-        "checkpoint": str(args.checkpoint), "images_root": str(args.images), "images": len(samples),
+        "checkpoint": _relative(args.checkpoint), "images_root": _relative(args.images), "images": len(samples),
         "runtimes": {name: compare(found, maps["torch fp32"]) for name, found in maps.items()},
     }  # fmt: skip
     write_json(results, args.out.with_suffix(".json"))
