@@ -48,7 +48,6 @@ import dataclasses
 import json
 import logging
 import math
-import platform
 import shutil
 import sys
 import time
@@ -58,7 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from machine_info import command_line
+from machine_info import command_line, machine
 
 from drscreen.augment.realism import load_references, recolour_files
 from drscreen.data import LESION_UNION, Sample, load_dataset
@@ -66,6 +65,7 @@ from drscreen.data.contour import write_contour_free_subset
 from drscreen.data.splits import patient_kfold
 from drscreen.engine import train
 from drscreen.engine.config import config_from_dict, set_value
+from drscreen.engine.runs import write_json
 from drscreen.engine.trainer import build_model
 from drscreen.experiments import training_seconds
 from drscreen.grading import SEGMENTATION_CLASSES, SEGMENTATION_LESIONS
@@ -391,8 +391,20 @@ def threshold_markdown(result: dict[str, Any]) -> str:
             + f" | {centre['inside_mask_radius']}/{centre['images']} | {centre['from_model_map']}/{centre['images']}"
             + f" | {centre['median_mask_diameter_px']:.0f} |"
         )  # fmt: skip
-    lines += ["", f"Wall time: {result['seconds']:.0f} s ({result['machine']})", ""]
+    lines += ["", f"Wall time: {result['seconds']:.0f} s ({machine_text(result['machine'])})", ""]
     return "\n".join(lines)
+
+
+def run_machine(device: str) -> dict[str, Any]:
+    """The machine of a result: ``machine_info.machine()`` and the torch device that scored."""
+    return {**machine(), "device": device}
+
+
+def machine_text(value: str | dict[str, Any]) -> str:
+    """A result's machine for its report: CPU, torch threads and device (older results: a string)."""
+    if isinstance(value, str):
+        return value
+    return f"{value['cpu']}, {value['torch_threads']} threads, {value['device']}"
 
 
 def fmt(value: float | None) -> str:
@@ -443,7 +455,7 @@ def markdown_section(result: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Recipe: {json.dumps(result['recipe'])}",
-        f"Wall time: {result['seconds']:.0f} s ({result['machine']})",
+        f"Wall time: {result['seconds']:.0f} s ({machine_text(result['machine'])})",
         "",
     ]
     return lines
@@ -620,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             },
         }  # fmt: skip
     result["seconds"] = time.perf_counter() - start
-    result["machine"] = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
+    result["machine"] = run_machine(device)
     if args.final and args.info.is_file():
         info = yaml.safe_load(args.info.read_text(encoding="utf-8"))
         info["metrics"] = {
@@ -632,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         (work / f"{runs}lesion_model_info.yaml").write_text(yaml.safe_dump(info, sort_keys=False, allow_unicode=True))
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"lesion_cv_{args.config.stem}.json" if args.config else "lesion_cv.json"
-    (args.out / name).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    write_json(result, args.out / name)
     report = markdown([json.loads(p.read_text()) for p in result_files(args.out)])
     (args.out / "lesion_cv.md").write_text(report)
     print(report)
@@ -665,10 +677,10 @@ def write_thresholds(
         "config": str(args.config) if args.config else "U2NET_RECIPE",
         "models": models,
         "seconds": time.perf_counter() - start,
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}",
+        "machine": run_machine(device),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "lesion_threshold.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    write_json(result, args.out / "lesion_threshold.json")
     report = threshold_markdown(result)
     (args.out / "lesion_threshold.md").write_text(report)
     print(report)
