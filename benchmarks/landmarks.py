@@ -64,6 +64,15 @@ def locate_both(prepared: PreparedImage, probability: np.ndarray) -> dict[str, L
     }
 
 
+def mask_disc(mask: np.ndarray) -> tuple[tuple[float, float], float] | None:
+    """A disc mask's centroid (x, y px) and equivalent diameter (px: the diameter of the circle
+    of its area); ``None`` when the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return (float(xs.mean()), float(ys.mean())), 2.0 * math.sqrt(ys.size / math.pi)
+
+
 def error_dd(found: tuple[float, float], truth: np.ndarray, disc_diameter: float) -> float:
     return math.dist(found, (float(truth[0]), float(truth[1]))) / disc_diameter
 
@@ -112,9 +121,10 @@ def idrid_rows(pretrained: PretrainedModel, preprocessor: Preprocessor, folder: 
     for path in sorted((folder / "images").glob("IDRiD_*.jpg")):
         prepared = preprocessor.prepare(read_image(path))
         mask = preprocessor.prepare_mask(read_mask(folder / "masks" / f"{path.stem}_OD.png"), prepared.geometry)
-        ys, xs = np.nonzero(mask)
-        centroid = np.array([xs.mean(), ys.mean()])
-        diameter = 2.0 * math.sqrt(mask.sum() / math.pi)
+        disc = mask_disc(mask)
+        if disc is None:
+            raise ValueError(f"{path.name}: empty optic-disc mask")
+        centroid, diameter = np.array(disc[0]), disc[1]
         fov_ys, fov_xs = np.nonzero(prepared.fov_mask)
         fov_center = ((fov_xs.min() + fov_xs.max()) / 2, (fov_ys.min() + fov_ys.max()) / 2)
         # In a macula-centred photograph the disc lies on the nasal side of the field's centre.

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from landmarks import mask_disc
 from machine_info import command_line, machine
 
 from drscreen.augment.realism import load_references, recolour_files
@@ -258,12 +259,11 @@ def score_images(
             assert prediction.lesion_probs is not None
             found = locate_landmarks(prepared.display, prepared.fov_mask, prediction.lesion_probs[disc_row])
             found = found.to_original(prepared.geometry)
-            rows, cols = np.nonzero(np.asarray(disc, bool))
+            truth = mask_disc(np.asarray(disc, bool))
             scores[sample.id].disc_center = found.disc_center
             scores[sample.id].disc_source = found.disc_source
-            if rows.size:
-                scores[sample.id].disc_truth_center = (float(cols.mean()), float(rows.mean()))
-                scores[sample.id].disc_truth_diameter = 2.0 * math.sqrt(rows.size / math.pi)
+            if truth is not None:
+                scores[sample.id].disc_truth_center, scores[sample.id].disc_truth_diameter = truth
     return scores
 
 
