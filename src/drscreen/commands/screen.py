@@ -91,12 +91,7 @@ def _run_screen(args: argparse.Namespace) -> int:
     try:
         if rank is not None:
             return _run_ranked(args, rank, options)
-        summary = screen(
-            args.inputs, args.out, model=args.model, operating_point=args.operating_point,
-            explain=not args.no_explain, device=args.device, amp=args.amp, batch_size=args.batch_size,
-            runtime=args.runtime, progress=not args.quiet, lesion_model=_lesion_model(args),
-            channels_last=args.channels_last, jpeg_decode=args.jpeg_decode, **options,
-        )  # fmt: skip
+        summary = screen(args.inputs, args.out, progress=not args.quiet, **_screener_settings(args), **options)
     except (ManifestError, FileNotFoundError, InputError, ValueError) as error:
         print(f"drscreen screen: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -104,9 +99,15 @@ def _run_screen(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _lesion_model(args: argparse.Namespace) -> str | None:
-    """``--lesion-model``: a packed file, ``"default"`` (the shipped one), or None for ``none``."""
-    return None if args.lesion_model.lower() == "none" else args.lesion_model
+def _screener_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Screener`` settings given on the command line (``screen()`` takes the same keywords);
+    ``--lesion-model none`` becomes None."""
+    return {
+        "model": args.model, "operating_point": args.operating_point, "explain": not args.no_explain,
+        "device": args.device, "amp": args.amp, "batch_size": args.batch_size, "runtime": args.runtime,
+        "lesion_model": None if args.lesion_model.lower() == "none" else args.lesion_model,
+        "channels_last": args.channels_last, "jpeg_decode": args.jpeg_decode,
+    }  # fmt: skip
 
 
 def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any]) -> int:
@@ -119,10 +120,7 @@ def _run_ranked(args: argparse.Namespace, rank: RankInfo, options: dict[str, Any
 
     records = list(collect_inputs(args.inputs))
     with process_group():
-        screener = Screener(args.model, operating_point=args.operating_point, explain=not args.no_explain,
-                            device=rank_device(args.device, rank.local_rank), amp=args.amp, batch_size=args.batch_size,
-                            runtime=args.runtime, lesion_model=_lesion_model(args),
-                            channels_last=args.channels_last, jpeg_decode=args.jpeg_decode)  # fmt: skip
+        screener = Screener(**{**_screener_settings(args), "device": rank_device(args.device, rank.local_rank)})
         lead = rank.rank == 0
         if lead:
             ScreeningFolder(args.out)  # removes a killed run's unfinished writes before any rank writes
