@@ -1,4 +1,4 @@
-"""Export to ONNX and TorchScript (``drscreen.export``), the ONNX Runtime backend and
+"""Export to ONNX and TorchScript (``drscreen.export``), the ONNX Runtime and OpenVINO backends and
 ``Predictor.from_onnx``: the exported files give the probabilities and grades of the PyTorch model
 (max abs difference < 1e-3, identical grades), at any batch size, and serve alone."""
 
@@ -17,7 +17,7 @@ import torch
 from drscreen.cli import main as cli_main
 from drscreen.export import export_model, load_torchscript, read_export_metadata
 from drscreen.grading import decode_grades
-from drscreen.inference import OnnxBackend, Predictor, grade_probabilities, lesion_probabilities
+from drscreen.inference import OnnxBackend, OpenVinoBackend, Predictor, grade_probabilities, lesion_probabilities
 from drscreen.inference.onnx_backend import METADATA_PREFIX
 from drscreen.models import ModelOutput, PretrainedModel, create_model, load_pretrained, pack_checkpoint
 from drscreen.models.registry import MODELS
@@ -94,8 +94,9 @@ def test_onnx_and_torchscript_give_the_torch_probabilities_at_any_batch_size(
                if getattr(reference_output, field) is not None]  # fmt: skip
     assert list(metadata.outputs) == present
     backend = OnnxBackend(tmp_path / "model.onnx")
-    assert backend.output_names == metadata.outputs
-    assert backend.lesion_classes == packed.model.lesion_classes
+    openvino = OpenVinoBackend(tmp_path / "model.onnx")
+    assert backend.output_names == openvino.output_names == metadata.outputs
+    assert backend.lesion_classes == openvino.lesion_classes == packed.model.lesion_classes
     scripted, scripted_metadata = load_torchscript(tmp_path / "model.ts")
     assert scripted_metadata == metadata
     predictor = Predictor.from_packed(tmp_path / f"{name}.pt", inputs="training")
@@ -106,6 +107,7 @@ def test_onnx_and_torchscript_give_the_torch_probabilities_at_any_batch_size(
             from_torchscript = probabilities(ModelOutput(**scripted(images)), packed, TINY_SIZE)
         from_onnx = probabilities(backend(images), packed, TINY_SIZE)
         assert_same_probabilities(from_onnx, expected)
+        assert_same_probabilities(probabilities(openvino(images), packed, TINY_SIZE), expected)
         assert_same_probabilities(from_torchscript, expected)
         assert all(probs.shape[0] == batch for probs in from_onnx.values())
 
@@ -163,13 +165,14 @@ def test_the_shipped_model_exports_with_parity_at_224(tmp_path: Path) -> None:
     export_model(packed, tmp_path / "default.onnx")
     export_model(packed, tmp_path / "default.ts", "torchscript")
     torch_predictor = Predictor.from_packed(batch_size=4)
-    onnx_predictor = Predictor.from_onnx(tmp_path / "default.onnx", batch_size=4)
     images = [generate_fundus(size=320, seed=seed).image for seed in range(4)]
-    expected, got = torch_predictor.predict_arrays(images), onnx_predictor.predict_arrays(images)
-    for a, b in zip(expected, got):
-        assert (b.dr_grade, b.dme_grade, b.referable) == (a.dr_grade, a.dme_grade, a.referable)
-        for name in ("dr_probs", "dme_probs", "lesion_probs"):
-            assert np.abs(getattr(b, name) - getattr(a, name)).max() < PROBABILITY_TOLERANCE
+    expected = torch_predictor.predict_arrays(images)
+    for runtime in ("onnxruntime", "openvino"):
+        got = Predictor.from_onnx(tmp_path / "default.onnx", batch_size=4, runtime=runtime).predict_arrays(images)
+        for a, b in zip(expected, got):
+            assert (b.dr_grade, b.dme_grade, b.referable) == (a.dr_grade, a.dme_grade, a.referable)
+            for name in ("dr_probs", "dme_probs", "lesion_probs"):
+                assert np.abs(getattr(b, name) - getattr(a, name)).max() < PROBABILITY_TOLERANCE, (runtime, name)
     batch = torch.stack([p.prepared.tensor for p in expected])
     scripted, _ = load_torchscript(tmp_path / "default.ts")
     with torch.no_grad():
@@ -237,9 +240,10 @@ def test_int8_export_quantises_the_u2net_xs_and_keeps_its_outputs_and_metadata(t
     images = fundus_batch(predictor, 2)
     with torch.no_grad():
         expected = model(images).lesion_logits.sigmoid()
-    got = predictor.backend(images).lesion_logits.sigmoid()
     spread = float(expected.max() - expected.min())  # small for random weights: a relative bound
-    assert got.shape == expected.shape and float((got - expected).abs().max()) < INT8_TOLERANCE * spread
+    for backend in (predictor.backend, OpenVinoBackend(tmp_path / "int8.onnx")):
+        got = backend(images).lesion_logits.sigmoid()
+        assert got.shape == expected.shape and float((got - expected).abs().max()) < INT8_TOLERANCE * spread
     with pytest.raises(ValueError, match="ONNX exports only"):
         export_model(model, tmp_path / "int8.ts", "torchscript", input_size=TINY_SIZE, int8=True)
 
@@ -255,7 +259,7 @@ def test_cli_exports_a_packed_model(tmp_path: Path, capsys: pytest.CaptureFixtur
                       flag])  # fmt: skip
 
 
-def test_onnxruntime_is_imported_only_when_the_onnx_backend_is_used() -> None:
-    code = "import sys, drscreen.inference, drscreen.export; print('onnxruntime' in sys.modules)"
+def test_the_runtimes_are_imported_only_when_their_backend_is_used() -> None:
+    code = "import sys, drscreen.inference, drscreen.export; print('onnxruntime' in sys.modules, 'openvino' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False False"

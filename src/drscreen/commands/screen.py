@@ -54,9 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="long side (px) of previews and overlay layers; 0 = full resolution (default 1024)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
     parser.add_argument(
-        "--runtime", choices=("torch", "onnx"), default="torch",
-        help="run the network with PyTorch (default) or ONNX Runtime; --model may then be an .onnx file from "
-        "drscreen export (explanations need the PyTorch weights: a packed file)",
+        "--runtime", choices=("torch", "onnx", "openvino"), default="torch",
+        help="run the networks with PyTorch (default), ONNX Runtime (onnx) or OpenVINO (openvino: the fastest on "
+        "x86 CPUs, bf16 with --amp bf16); with onnx and openvino, --model and --lesion-model may be .onnx files "
+        "from drscreen export, --int8 ones too (explanations need the PyTorch weights: a packed file)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8, help="photographs per forward pass (default 8)")
     parser.add_argument("--workers", type=int, default=None,

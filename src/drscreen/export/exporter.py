@@ -44,6 +44,7 @@ from drscreen.inference.onnx_backend import (
     INPUT_NAME,
     METADATA_PREFIX,
     ExportMetadata,
+    read_onnx_metadata,
 )
 from drscreen.models import DRModel, ModelOutput
 from drscreen.models.pretrained import PretrainedModel, load_pretrained
@@ -182,10 +183,7 @@ def read_export_metadata(path: str | Path) -> ExportMetadata:
         raise FileNotFoundError(f"exported model not found: {path}")
     if zipfile.is_zipfile(path):
         return load_torchscript(path)[1]
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return ExportMetadata.from_strings({entry.key: entry.value for entry in proto.metadata_props}, path)
+    return read_onnx_metadata(path)
 
 
 def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, ExportMetadata]:

@@ -2,19 +2,23 @@
 
 ``Predictor`` (settings in the constructor; ``from_packed`` / ``from_model``; then
 ``predict_files``, ``predict_arrays``, ``predict_prepared`` or, for a batch already prepared,
-``probabilities``) runs the one ``Preprocessor``, a backend (``TorchBackend``; the seam for
-ONNX Runtime), flip test-time augmentation and autocast, and turns logits into grade and lesion
-probabilities, grades, the referable score and the referral decision.
+``probabilities``) runs the one ``Preprocessor``, a backend (``TorchBackend``; ``OnnxBackend``
+and ``OpenVinoBackend`` for exported ONNX files), flip test-time augmentation and autocast, and
+turns logits into grade and lesion probabilities, grades, the referable score and the referral
+decision.
 """
 
 from drscreen.inference.backends import InferenceBackend, TorchBackend
 from drscreen.inference.onnx_backend import ExportMetadata, OnnxBackend
+from drscreen.inference.openvino_backend import OpenVinoBackend
 from drscreen.inference.predictor import (
     BatchProbabilities,
     FileOutcome,
     Prediction,
+    ONNX_RUNTIMES,
     Predictor,
     PredictorSettings,
+    onnx_file_backend,
     packed_operating_point,
     probability_rows,
 )
@@ -38,7 +42,9 @@ __all__ = [
     "ExportMetadata",
     "FileOutcome",
     "InferenceBackend",
+    "ONNX_RUNTIMES",
     "OnnxBackend",
+    "OpenVinoBackend",
     "Prediction",
     "Predictor",
     "PredictorSettings",
@@ -47,6 +53,7 @@ __all__ = [
     "autocast_context",
     "grade_probabilities",
     "lesion_probabilities",
+    "onnx_file_backend",
     "packed_operating_point",
     "probability_rows",
     "quantise_probabilities",

@@ -103,6 +103,14 @@ class ExportMetadata:
         )
 
 
+def read_onnx_metadata(path: str | Path) -> ExportMetadata:
+    """The ``ExportMetadata`` in an ONNX file's ``metadata_props`` (the graph's weights are not read)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return ExportMetadata.from_strings({entry.key: entry.value for entry in proto.metadata_props}, path)
+
+
 def session_options(threads: int | None = None) -> Any:
     """The ``onnxruntime.SessionOptions`` of every session drscreen creates.
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from drscreen.grading import OperatingPoint, decode_grades, referable_scores
 from drscreen.inference.backends import InferenceBackend, TorchBackend
 from drscreen.inference.onnx_backend import DEVICE_PROVIDERS, OnnxBackend
+from drscreen.inference.openvino_backend import OpenVinoBackend
 from drscreen.inference.probabilities import TTA_FLIPS, grade_probabilities, lesion_probabilities, tta_forward
 from drscreen.io import InputError
 from drscreen.io.draft import read_reduced, reduce_photograph
@@ -92,6 +93,27 @@ class FileOutcome:
     path: Path
     prediction: Prediction | None = None
     error: InputError | None = None
+
+
+#: Runtimes that run an exported ONNX file (``Predictor.from_onnx``).
+ONNX_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
+
+
+def onnx_file_backend(
+    path: str | Path, runtime: str, *, device: str = "cpu", providers: Sequence[str] | None = None, amp: str = "fp32"
+) -> OnnxBackend | OpenVinoBackend:
+    """The backend of ``runtime`` (``ONNX_RUNTIMES``) for the exported ONNX file at ``path``."""
+    if runtime == "openvino":
+        if device != "cpu" or providers is not None:
+            raise ValueError(f"OpenVINO runs on the CPU here; device {device!r} and providers need runtime='onnxruntime'")
+        return OpenVinoBackend(path, amp=amp)
+    if runtime != "onnxruntime":
+        raise ValueError(f"runtime must be one of {', '.join(ONNX_RUNTIMES)}, got {runtime!r}")
+    if amp != "fp32":
+        raise ValueError(f"ONNX Runtime runs exported files in full precision; amp {amp!r} needs runtime='openvino'")
+    if providers is None and device not in DEVICE_PROVIDERS:
+        raise ValueError(f"device must be one of {sorted(DEVICE_PROVIDERS)} for ONNX Runtime, got {device!r}")
+    return OnnxBackend(path, providers=providers or DEVICE_PROVIDERS[device])
 
 
 @dataclass
@@ -231,21 +253,23 @@ class Predictor:
         operating_point: str | OperatingPoint | None = None,
         device: str = "cpu",
         providers: Sequence[str] | None = None,
+        runtime: str = "onnxruntime",
+        amp: str = "fp32",
         **settings: Any,
     ) -> Predictor:
-        """A predictor for an ONNX file written by ``drscreen export`` (run by ONNX Runtime).
+        """A predictor for an ONNX file written by ``drscreen export``, run by ONNX Runtime or OpenVINO.
 
         The preprocessing, DR decoding, operating point and referable sources come from the
         file's metadata exactly as ``from_packed`` takes them from the packed file; ``inputs``,
         ``quality_gate``, ``operating_point`` and ``settings`` mean what they mean there.
-        ``device``: ``"cpu"`` or ``"cuda"`` (ONNX Runtime providers ``DEVICE_PROVIDERS``),
-        unless ``providers`` names them. ``packed`` stays ``None``; ``weights_path`` is ``path``.
+        ``runtime``: ``"onnxruntime"`` (``OnnxBackend``; ``device`` ``"cpu"`` or ``"cuda"``, the
+        providers of ``DEVICE_PROVIDERS``, unless ``providers`` names them; full precision) or
+        ``"openvino"`` (``OpenVinoBackend``, CPU only; ``amp`` ``"bf16"`` for its bf16 precision).
+        ``packed`` stays ``None``; ``weights_path`` is ``path``.
         """
         if inputs not in ("photograph", "training"):
             raise ValueError(f"inputs must be 'photograph' or 'training', got {inputs!r}")
-        if providers is None and device not in DEVICE_PROVIDERS:
-            raise ValueError(f"device must be one of {sorted(DEVICE_PROVIDERS)} for ONNX Runtime, got {device!r}")
-        backend = OnnxBackend(path, providers=providers or DEVICE_PROVIDERS[device])
+        backend = onnx_file_backend(path, runtime, device=device, providers=providers, amp=amp)
         exported = backend.metadata
         preprocess = exported.photograph_preprocess if inputs == "photograph" else exported.preprocess
         if quality_gate is not None:

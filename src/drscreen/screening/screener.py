@@ -52,7 +52,9 @@ from drscreen.screening.schema import (
 )
 
 #: Runtimes a Screener can run the network on.
-RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+RUNTIMES: tuple[str, ...] = ("torch", "onnx", "openvino")
+#: The ``Predictor.from_onnx`` runtime of each Screener runtime that runs an exported ONNX file.
+ONNX_FILE_RUNTIMES: dict[str, str] = {"onnx": "onnxruntime", "openvino": "openvino"}
 #: ``Screener(lesion_model=DEFAULT_LESION_MODEL)``: the shipped lesion model, ``DEFAULT_LESION_MODEL_FILE``.
 DEFAULT_LESION_MODEL = "default"
 #: Where JPEG files are decoded (``Screener(jpeg_decode=...)``).
@@ -130,16 +132,18 @@ class Screener:
             nvJPEG on a GPU; ``drscreen.screening.gpu``) or ``"auto"``: the device when it is a
             GPU, else the CPU. The two decoders differ by about one grey level, so the decoder is
             part of the settings every result records.
-        runtime: ``"torch"`` or ``"onnx"`` (ONNX Runtime: ``model`` may be an ``.onnx`` file from
-            ``drscreen export``; a packed file is exported to a temporary ONNX file first).
+        runtime: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO, CPU; ``amp``
+            ``"bf16"`` for its bf16 precision): with the last two, ``model`` may be an ``.onnx``
+            file from ``drscreen export`` (``--int8`` too); a packed file is exported to a
+            temporary ONNX file first.
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
         lesion_model: the separate lesion segmenter whose maps give the lesion findings, the
             overlays and the optic disc: ``DEFAULT_LESION_MODEL`` (``"default"``: the shipped
             ``drscreen_lesions.pt``, better than the grading model's own maps in 5-fold
             cross-validation on real images; docs/model_card.md, "Lesion model"), a packed file, a
             ready ``Predictor``, or None to keep the grading model's own maps (one network, about
-            a third of the CPU time). It runs on PyTorch, or with ``runtime="onnx"`` on ONNX
-            Runtime (a packed file is exported like ``model``).
+            a third of the CPU time). It runs on ``runtime`` too (a packed file is exported like
+            ``model``).
     """
 
     def __init__(
@@ -163,8 +167,8 @@ class Screener:
         if jpeg_decode not in JPEG_DECODERS:
             raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODERS)}, got {jpeg_decode!r}")
         explainer = None
-        if predictor is None and runtime == "onnx":
-            predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain)
+        if predictor is None and runtime in ONNX_FILE_RUNTIMES:
+            predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain, runtime, amp)
         elif predictor is None:
             predictor = Predictor.from_packed(
                 model, quality_gate=True, operating_point=operating_point, device=device, amp=amp,
@@ -192,8 +196,8 @@ class Screener:
             "optic_disc": bool(validated.get("optic_disc", False)),
             "explanation": False,
         }
-        weights = Path(model) if runtime == "onnx" and model is not None else predictor.weights_path
-        if weights is None and (predictor.packed is not None or runtime == "onnx"):
+        weights = Path(model) if runtime in ONNX_FILE_RUNTIMES and model is not None else predictor.weights_path
+        if weights is None and (predictor.packed is not None or runtime in ONNX_FILE_RUNTIMES):
             weights = DEFAULT_MODEL_FILE
         self.weights_sha256 = file_sha256(weights) if weights is not None and weights.is_file() else "unknown"
         self.model_name = str(info.get("name", "unnamed model"))
@@ -436,8 +440,10 @@ def _lesion_predictor(
         return lesion_model.with_quality_gate(False)
     if lesion_model == DEFAULT_LESION_MODEL:
         lesion_model = DEFAULT_LESION_MODEL_FILE
-    if runtime == "onnx":
-        predictor, _ = _onnx_predictor(lesion_model, None, device, batch_size, explain=False, quality_gate=False)
+    if runtime in ONNX_FILE_RUNTIMES:
+        predictor, _ = _onnx_predictor(
+            lesion_model, None, device, batch_size, explain=False, runtime=runtime, amp=amp, quality_gate=False
+        )
         predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
         return predictor
     return Predictor.from_packed(
@@ -463,18 +469,22 @@ def _onnx_predictor(
     device: str,
     batch_size: int,
     explain: bool,
+    runtime: str = "onnx",
+    amp: str = "fp32",
     quality_gate: bool = True,
 ) -> tuple[Predictor, Any]:
-    """An ONNX Runtime predictor for ``model`` (an ``.onnx`` file, or a packed file exported to a
-    temporary one) and the PyTorch network for explanations (None for a bare ``.onnx`` file)."""
+    """A predictor of ``runtime`` (``ONNX_FILE_RUNTIMES``) for ``model`` (an ``.onnx`` file, or a
+    packed file exported to a temporary one) and the PyTorch network for explanations (None for
+    a bare ``.onnx`` file). ``amp``: OpenVINO's precision (ONNX Runtime runs full precision)."""
     options = {"quality_gate": quality_gate, "operating_point": operating_point, "device": device,
-               "batch_size": batch_size}  # fmt: skip
+               "batch_size": batch_size, "runtime": ONNX_FILE_RUNTIMES[runtime],
+               "amp": amp if runtime == "openvino" else "fp32"}  # fmt: skip
     if model is not None and Path(model).suffix.lower() == ".onnx":
         return Predictor.from_onnx(model, **options), None
     from drscreen.export import export_model
 
     packed = load_pretrained(model)
-    with tempfile.TemporaryDirectory(prefix="drscreen-onnx-") as folder:  # the session keeps the model in memory
+    with tempfile.TemporaryDirectory(prefix="drscreen-onnx-") as folder:  # the runtime keeps the model in memory
         onnx_file = Path(folder) / "model.onnx"
         export_model(packed, onnx_file, "onnx")
         predictor = Predictor.from_onnx(onnx_file, **options)
