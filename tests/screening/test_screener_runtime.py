@@ -35,6 +35,8 @@ def test_exported_runtimes_screen_like_torch(runtime: str, backend: str) -> None
 def test_unknown_runtimes_are_refused() -> None:
     with pytest.raises(ValueError, match="runtime"):
         Screener(runtime="tensorrt")
+    with pytest.raises(ValueError, match="lesions.onnx: an .onnx file runs on runtime 'onnx' or 'openvino'"):
+        Screener(lesion_model="lesions.onnx")
 
 
 def test_precision_and_batch_size_are_part_of_the_settings_key() -> None:

@@ -166,6 +166,9 @@ class Screener:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if jpeg_decode not in JPEG_DECODERS:
             raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODERS)}, got {jpeg_decode!r}")
+        exported = [str(m) for m in (model, lesion_model) if isinstance(m, str | Path) and Path(m).suffix.lower() == ".onnx"]
+        if exported and runtime not in ONNX_FILE_RUNTIMES:
+            raise ValueError(f"{', '.join(exported)}: an .onnx file runs on runtime 'onnx' or 'openvino', not {runtime!r}")
         explainer = None
         if predictor is None and runtime in ONNX_FILE_RUNTIMES:
             predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain, runtime, amp)
