@@ -1,7 +1,7 @@
-"""Single-photograph latency of the shipped model, PyTorch vs ONNX Runtime, on this machine.
+"""Single-photograph latency of the shipped model, PyTorch vs ONNX Runtime vs OpenVINO, on this machine.
 
-For each runtime (PyTorch fp32, PyTorch with bf16 autocast, ONNX Runtime fp32 from
-``drscreen export``), one full-resolution JPEG goes 50 times through the steps of
+For each runtime (PyTorch fp32, PyTorch with bf16 autocast, ONNX Runtime fp32 and OpenVINO fp32
+and bf16 on the ``drscreen export`` file), one full-resolution JPEG goes 50 times through the steps of
 ``Predictor.predict_files``, the production single-photograph path: ``read_reduced`` (decode at
 the reduced size), ``prepare_photograph`` (the packed photograph preprocessing and quality gate)
 and ``predict_prepared`` (the network, probabilities, grade and referral); p50 / p95 of the whole
@@ -13,8 +13,10 @@ one warm-up), and the U²-XS-Net of the mobile paper (default configuration, ran
 speed does not depend on them) at 512 px, model only, batch 1, 20 interleaved runs: PyTorch fp32,
 bf16 autocast, bf16 autocast with channels-last weights, ONNX Runtime fp32 (the
 ``drscreen export`` file in the session ``OnnxBackend`` creates, and for comparison in a session
-with ONNX Runtime's default options) and ONNX Runtime int8 (``drscreen export --int8``: static
-QDQ quantisation calibrated on synthetic fundus images).
+with ONNX Runtime's default options), ONNX Runtime int8 (``drscreen export --int8``: static
+QDQ quantisation calibrated on synthetic fundus images), and OpenVINO (``OpenVinoBackend``) fp32,
+bf16 and int8 (the same two files). Last, the shipped lesion model (``drscreen_lesions.pt``, 512
+px, model only, batch 1) on the same runtimes.
 
 The photograph is the largest of ``<data-root>/fullres-samples/eyepacs`` (4928 x 3264 EyePACS
 JPEG) or, when that folder is absent, a generated synthetic fundus of that size (JPEG q95).
@@ -44,10 +46,11 @@ from machine_info import command_line, machine
 
 from drscreen.engine.runs import write_json
 from drscreen.export import export_model
-from drscreen.inference import OnnxBackend, Predictor, TorchBackend
+from drscreen.inference import OnnxBackend, OpenVinoBackend, Predictor, TorchBackend
 from drscreen.io import read_image
 from drscreen.io.draft import read_reduced
 from drscreen.models import create_model, load_pretrained
+from drscreen.models.pretrained import DEFAULT_LESION_MODEL_FILE
 from drscreen.preprocess.photograph import prepare_photograph
 from drscreen.synth import generate_fundus
 
@@ -151,6 +154,15 @@ def model_latency(forwards: dict[str, Forward], images: torch.Tensor, runs: int)
     return {name: percentiles(values) for name, values in seconds.items()}
 
 
+def openvino_backends(fp32: Path, int8: Path) -> dict[str, Forward]:
+    """OpenVINO fp32 and bf16 on the fp32 export and fp32 precision on the int8 (QDQ) export."""
+    return {
+        "openvino fp32": OpenVinoBackend(fp32),
+        "openvino bf16": OpenVinoBackend(fp32, amp="bf16"),
+        "openvino int8 (the QDQ file)": OpenVinoBackend(int8),
+    }
+
+
 def default_session(path: Path) -> Forward:
     """A forward of the ONNX file at ``path`` in a session with ONNX Runtime's default options."""
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -165,7 +177,8 @@ def markdown(results: dict[str, Any]) -> str:
     info = results["machine"]
     lines = [
         f"Machine: {info['cpu']}, {info['cores']} cores (avx512_bf16: {info['avx512_bf16']}), torch {info['torch']} "
-        f"({info['torch_threads']} threads), onnxruntime {info['onnxruntime']}; shared with other jobs "
+        f"({info['torch_threads']} threads), onnxruntime {info['onnxruntime']}, openvino {info.get('openvino')}; "
+        "shared with other jobs "
         f"(1-minute load average {results['load_average_1min'][0]:.1f} before, {results['load_average_1min'][1]:.1f} after).",
         f"Photograph: {photo['description']}, {photo['width']} x {photo['height']} JPEG; shipped model at "
         f"{results['input_size']} px; {results['runs']} interleaved runs per runtime of the steps of "
@@ -189,6 +202,16 @@ def markdown(results: dict[str, Any]) -> str:
     u2xs_base = u2xs["onnxruntime fp32"]["p50_ms"]
     lines += [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p50_ms'] / u2xs_base:.2f} |"
               for name, row in u2xs.items()]  # fmt: skip
+    lesions = results.get("lesion_model")
+    if lesions is not None:
+        lines += [
+            "", f"Shipped lesion model (`{lesions['file']}`, {lesions['input_size']} px, model only, batch 1, "
+            f"{results['model_runs']} interleaved runs):",
+            "", "| runtime | p50 ms | p95 ms | p50 vs onnxruntime fp32 |", "|---|---|---|---|",
+        ]  # fmt: skip
+        lesion_base = lesions["latency"]["onnxruntime fp32"]["p50_ms"]
+        lines += [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p50_ms'] / lesion_base:.2f} |"
+                  for name, row in lesions["latency"].items()]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -212,6 +235,8 @@ def main() -> None:
             "torch fp32": Predictor.from_packed(),
             "torch bf16 autocast": Predictor.from_packed(amp="bf16"),
             "onnxruntime fp32": Predictor.from_onnx(scratch / "default.onnx"),
+            "openvino fp32": Predictor.from_onnx(scratch / "default.onnx", runtime="openvino"),
+            "openvino bf16": Predictor.from_onnx(scratch / "default.onnx", runtime="openvino", amp="bf16"),
         }
         single = photograph_latency(predictors, photo, args.runs)
         prepared = predictors["torch fp32"].prepare(read_image(photo)).tensor
@@ -228,14 +253,31 @@ def main() -> None:
             "onnxruntime fp32": OnnxBackend(scratch / "u2net_xs.onnx"),
             "onnxruntime fp32, default session options": default_session(scratch / "u2net_xs.onnx"),
             "onnxruntime int8 (static, QDQ)": OnnxBackend(scratch / "u2net_xs_int8.onnx"),
+            **openvino_backends(scratch / "u2net_xs.onnx", scratch / "u2net_xs_int8.onnx"),
         }
         u2xs_latency = model_latency(u2xs_forwards, torch.randn(1, 3, U2XS_SIZE, U2XS_SIZE), args.model_runs)
+
+        lesion_model = load_pretrained(DEFAULT_LESION_MODEL_FILE)
+        lesion_size = lesion_model.preprocess.size
+        export_model(lesion_model, scratch / "lesions.onnx")
+        export_model(lesion_model, scratch / "lesions_int8.onnx", int8=True)
+        lesion_forwards = {
+            "torch fp32": TorchBackend(lesion_model.model),
+            "torch bf16 autocast, channels-last": TorchBackend(
+                copy.deepcopy(lesion_model.model), amp="bf16", channels_last=True
+            ),
+            "onnxruntime fp32": OnnxBackend(scratch / "lesions.onnx"),
+            "onnxruntime int8 (static, QDQ)": OnnxBackend(scratch / "lesions_int8.onnx"),
+            **openvino_backends(scratch / "lesions.onnx", scratch / "lesions_int8.onnx"),
+        }
+        lesion_latency = model_latency(lesion_forwards, torch.randn(1, 3, lesion_size, lesion_size), args.model_runs)
 
     results = {
         "command": command, "machine": machine(), "load_average_1min": [load_before, os.getloadavg()[0]],
         "runs": args.runs, "model_runs": args.model_runs, "input_size": packed.preprocess.size,
         "photograph": {"description": description, "width": width, "height": height},
         "single": single, "batch32": batch32, "u2net_xs_512": u2xs_latency,
+        "lesion_model": {"file": DEFAULT_LESION_MODEL_FILE.name, "input_size": lesion_size, "latency": lesion_latency},
     }  # fmt: skip
     write_json(results, args.out.with_suffix(".json"))
     table = markdown(results)

@@ -29,6 +29,12 @@ def machine() -> dict[str, Any]:
         onnx_version: str | None = onnxruntime.__version__
     except ImportError:
         onnx_version = None
+    try:
+        import openvino
+
+        openvino_version: str | None = openvino.__version__.split("-")[0]
+    except ImportError:
+        openvino_version = None
     return {
         "cpu": fields.get("Model name", platform.processor()).strip(),
         "cores": os.cpu_count(),
@@ -38,6 +44,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "onnxruntime": onnx_version,
+        "openvino": openvino_version,
         "python": platform.python_version(),
     }
 

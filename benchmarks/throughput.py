@@ -13,13 +13,15 @@ fundus upscaled to the height of a camera frame and padded to 3:2, sizes as in
   saliency maps, photographs/s, and its ratio to model-only in the same precision; these runs
   use the grading model alone (``lesion_model=None``), as model-only does, and one more run, fp32
   without saliency, adds the shipped lesion model (``screen``'s default: a second network at
-  512 px on every gradable photograph);
+  512 px on every gradable photograph), and one more runs both networks on OpenVINO in bf16
+  (``runtime="openvino", amp="bf16"``: the fastest CPU choice, docs/performance.md);
 * the upper bound of that ratio on this machine given the reduced decode alone (``ratio_bound``:
   the network turns all ``n`` cores into its rate, so a photograph's decode, ``t_decode`` seconds
   on one core, takes ``t_decode / n`` from it: ``t_model / (t_model + t_decode / n)`` with
   ``t_model`` = 1 / model images/s);
-* agreement: grades and quality-gate outcomes of the reduced path against a full decode, and of
-  bf16 against fp32;
+* agreement: grades and quality-gate outcomes of the reduced path against a full decode, of
+  bf16 against fp32, and of the OpenVINO bf16 run against PyTorch fp32 (both with the lesion model;
+  lesion findings too);
 * a cProfile of the end-to-end path in one process (``workers=0``), summed by stage.
 
 Usage: ``python benchmarks/throughput.py [--generated 48] [--real ../shared/data/fullres-samples]``.
@@ -160,6 +162,8 @@ def agreement(first: Path, second: Path) -> dict[str, Any]:
         "same_status": sum(a[i].status == b[i].status for i in a),
         "same_dr_grade": sum(a[i].dr.grade == b[i].dr.grade for i in both_graded),  # type: ignore[union-attr]
         "graded_by_both": len(both_graded),
+        "same_lesion_findings": sum([(f.code, f.region) for f in a[i].lesions] == [(f.code, f.region) for f in b[i].lesions]
+                                    for i in both_graded),
         "max_dr_probability_difference": round(max((float(np.abs(np.subtract(a[i].dr.probabilities,  # type: ignore[union-attr]
                                                  b[i].dr.probabilities)).max()) for i in both_graded), default=0.0), 6),  # type: ignore[union-attr]
     }  # fmt: skip
@@ -243,6 +247,7 @@ def main() -> None:
         }
         explaining = Screener(explain=True, amp="fp32", batch_size=args.batch_size, lesion_model=None)
         with_lesion_model = Screener(explain=False, amp="fp32", batch_size=args.batch_size)
+        openvino_bf16 = Screener(explain=False, runtime="openvino", amp="bf16", batch_size=args.batch_size)
         config = screeners["fp32"].predictor.preprocessor.config
         # Warm up: the workers' fork server, the model's first forwards.
         screen(
@@ -283,6 +288,11 @@ def main() -> None:
                 f"{name} end to end with the lesion model",
                 lambda p=paths, n=name: end_to_end(p, scratch / f"out_{n}_lesions", with_lesion_model, args.workers),
             )  # fmt: skip
+            row["end_to_end_openvino_bf16_lesion_model_per_s"] = timed(
+                f"{name} end to end with the lesion model, OpenVINO bf16",
+                lambda p=paths, n=name: end_to_end(p, scratch / f"out_{n}_openvino", openvino_bf16, args.workers),
+            )  # fmt: skip
+            row["openvino_bf16_vs_torch_fp32"] = agreement(scratch / f"out_{name}_lesions", scratch / f"out_{name}_openvino")
             saliency_paths = paths[: args.saliency]
             row["end_to_end_saliency_fp32_per_s"] = timed(
                 f"{name} end to end with saliency",
@@ -326,8 +336,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| set | photographs | decode full /s | decode reduced /s | model fp32 img/s | end to end fp32 /s | ratio fp32 "
         "| upper bound fp32 | model bf16 img/s | end to end bf16 /s | ratio bf16 | upper bound bf16 "
-        "| end to end with saliency (fp32) /s | end to end with the lesion model (fp32) /s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| end to end with saliency (fp32) /s | end to end with the lesion model (fp32) /s "
+        "| end to end with the lesion model, OpenVINO bf16 /s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     model = results["model_images_per_s"]
     for name, row in results["sets"].items():
@@ -336,7 +347,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {model['fp32']} | {row['end_to_end_fp32_per_s']} | {row['ratio_fp32']} | {row['ratio_bound_fp32']} "
             f"| {model.get('bf16', '-')} | {row.get('end_to_end_bf16_per_s', '-')} | {row.get('ratio_bf16', '-')} "
             f"| {row.get('ratio_bound_bf16', '-')} | {row['end_to_end_saliency_fp32_per_s']} "
-            f"| {row.get('end_to_end_fp32_lesion_model_per_s', '-')} |"
+            f"| {row.get('end_to_end_fp32_lesion_model_per_s', '-')} "
+            f"| {row.get('end_to_end_openvino_bf16_lesion_model_per_s', '-')} |"
         )
     lines += [
         "",
@@ -350,6 +362,9 @@ def markdown(results: dict[str, Any]) -> str:
     for name, row in results["sets"].items():
         if "bf16_vs_fp32" in row:
             lines.append(f"bf16 against fp32, {name}: {json.dumps(row['bf16_vs_fp32'])}")
+        if "openvino_bf16_vs_torch_fp32" in row:
+            lines.append(f"OpenVINO bf16 against PyTorch fp32, both with the lesion model, {name}: "
+                         f"{json.dumps(row['openvino_bf16_vs_torch_fp32'])}")  # fmt: skip
     if "reduced_vs_full_decode_real" in results:
         lines.append(
             f"Reduced against full decode, real photographs: {json.dumps(results['reduced_vs_full_decode_real'])}"
