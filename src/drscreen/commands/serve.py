@@ -46,6 +46,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="screening threads in this process (default 2; 0: web only, others screen)",
     )
     parser.add_argument(
+        "--runtime", choices=("torch", "onnx", "openvino"), default="torch",
+        help="what the screening workers run the networks on: PyTorch (default), ONNX Runtime or OpenVINO "
+        "(the fastest on x86 CPUs; see drscreen screen --runtime)",
+    )  # fmt: skip
+    parser.add_argument("--amp", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+                        help="precision of the networks (default fp32, the validated one; bf16 with torch or openvino)")
+    parser.add_argument(
         "--no-auth",
         action="store_true",
         help="no sign-in (single user on this machine; refused with a --host other than loopback)",
@@ -71,4 +78,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers < 0 or not 0 < args.port < 65536:
         print("drscreen serve: --workers must be >= 0 and --port between 1 and 65535")
         return 1
-    return run_server(args.host, args.port, data_dir, args.database, args.workers, args.no_auth)
+    return run_server(
+        args.host, args.port, data_dir, args.database, args.workers, args.no_auth, args.runtime, args.amp
+    )

@@ -23,7 +23,7 @@ class ServeConfig:
 
     ``workers``: screening threads in this process (0: a web-only process; other processes on the
     same database screen). ``screener_factory``: builds one screener per worker thread (default:
-    the shipped model with explanations). ``job_lease_seconds``: a running job whose worker sent no
+    the shipped models with explanations, on ``runtime`` in ``amp``: ``drscreen.screening.Screener``). ``job_lease_seconds``: a running job whose worker sent no
     heartbeat for this long is claimed again (its process died). Upload limits: bytes per file and
     files per request.
     """
@@ -39,6 +39,8 @@ class ServeConfig:
     poll_seconds: float = 0.5
     max_attempts: int = 3
     overlay_size: int = 1024
+    runtime: str = "torch"
+    amp: str = "fp32"
     screener_factory: Callable[[], Any] | None = field(default=None, repr=False)
 
     @property

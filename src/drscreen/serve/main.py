@@ -25,8 +25,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(host: str, port: int, data_dir: Path, database: str | None, workers: int, no_auth: bool) -> int:
-    """Start the server; refuses a non-loopback address without sign-in. Returns the exit status."""
+def run_server(
+    host: str,
+    port: int,
+    data_dir: Path,
+    database: str | None,
+    workers: int,
+    no_auth: bool,
+    runtime: str = "torch",
+    amp: str = "fp32",
+) -> int:
+    """Start the server; refuses a non-loopback address without sign-in. Returns the exit status.
+    ``runtime`` / ``amp``: what the screening workers run the networks on (``ServeConfig``)."""
     import uvicorn
 
     if no_auth and not is_loopback(host):
@@ -35,7 +45,8 @@ def run_server(host: str, port: int, data_dir: Path, database: str | None, worke
             file=sys.stderr,
         )
         return 2
-    config = ServeConfig(data_dir=data_dir, database_url=database, workers=workers, auth_required=not no_auth)
+    config = ServeConfig(data_dir=data_dir, database_url=database, workers=workers, auth_required=not no_auth,
+                         runtime=runtime, amp=amp)  # fmt: skip
     app = create_app(config)
     with app.state.drscreen.sessions() as session:
         users = session.scalar(select(func.count()).select_from(User)) or 0

@@ -20,11 +20,11 @@ from drscreen.serve.store import remove_unreferenced
 from drscreen.serve.tables import Image, ImageFile, utc_now
 
 
-def default_screener() -> Any:
-    """The shipped model with the default explanation."""
+def default_screener(runtime: str = "torch", amp: str = "fp32") -> Any:
+    """The shipped models with the default explanation, on ``runtime`` in ``amp`` (``Screener``)."""
     from drscreen.screening import Screener
 
-    return Screener(explain=True)
+    return Screener(explain=True, runtime=runtime, amp=amp)
 
 
 def encode(image: Any, kind: str) -> bytes:
@@ -44,7 +44,8 @@ class ScreeningWork:
 
     def __init__(self, state: ServeState) -> None:
         self.state = state
-        self.factory = state.config.screener_factory or default_screener
+        config = state.config
+        self.factory = config.screener_factory or (lambda: default_screener(config.runtime, config.amp))
         self._local = threading.local()
 
     def screener(self) -> Any:
