@@ -58,10 +58,12 @@ class OpenVinoBackend:
             "PERFORMANCE_HINT": "LATENCY",
         }
         self._compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
-        size = self.metadata.input_size
-        precision = self._compile((1, 3, size, size))[0].get_property("INFERENCE_PRECISION_HINT")
-        #: The precision OpenVINO chose (the autocast dtype in ``TorchBackend``'s terms; None: f32).
-        self.amp_dtype: torch.dtype | None = {"bf16": torch.bfloat16, "f16": torch.float16}.get(precision.get_type_name())
+        asked = amp_dtype_for(amp, self.device)
+        capabilities = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        native = {torch.bfloat16: "BF16", torch.float16: "FP16"}
+        #: The precision OpenVINO runs in (the autocast dtype in ``TorchBackend``'s terms; None: f32):
+        #: the one asked for where the CPU has it natively, else f32 (OpenVINO's own fallback).
+        self.amp_dtype: torch.dtype | None = asked if asked is not None and native[asked] in capabilities else None
 
     def _compile(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
         """The network compiled for inputs of ``shape`` (B, 3, S, S) and its infer request (made once)."""
