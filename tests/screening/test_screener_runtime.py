@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from drscreen.screening import ScreenedImage, Screener, ScreeningInput
 from drscreen.synth import generate_fundus
@@ -42,6 +43,13 @@ def test_unknown_runtimes_are_refused() -> None:
 def test_precision_and_batch_size_are_part_of_the_settings_key() -> None:
     default = Screener(explain=False)
     assert default.settings["precision"] == "fp32"
-    assert Screener(explain=False, runtime="openvino", lesion_model=None).settings["precision"] == "fp32"
+    openvino = Screener(explain=False, runtime="openvino", lesion_model=None)
+    openvino_bf16 = Screener(explain=False, runtime="openvino", amp="bf16", lesion_model=None)
+    assert openvino.settings["precision"] == "fp32"
+    chosen = openvino_bf16.predictor.backend.amp_dtype  # what OpenVINO runs on this CPU: bf16 or f32
+    assert openvino_bf16.settings["precision"] == ("bfloat16" if chosen == torch.bfloat16 else "fp32")
+    assert (openvino_bf16.settings_key != openvino.settings_key) == (chosen is not None)
+    with pytest.raises(ValueError, match="ONNX Runtime runs exported files in full precision"):
+        Screener(explain=False, runtime="onnx", amp="bf16", lesion_model=None)
     assert Screener(explain=False, amp="bf16").settings_key != default.settings_key
     assert Screener(explain=False, batch_size=4).settings_key != default.settings_key

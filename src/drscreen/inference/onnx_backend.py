@@ -104,7 +104,7 @@ class ExportMetadata:
 
 
 def read_onnx_metadata(path: str | Path) -> ExportMetadata:
-    """The ``ExportMetadata`` in an ONNX file's ``metadata_props`` (the graph's weights are not read)."""
+    """The ``ExportMetadata`` in an ONNX file's ``metadata_props`` (external weight files are not read)."""
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)

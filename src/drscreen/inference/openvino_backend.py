@@ -17,12 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from drscreen.inference.onnx_backend import INPUT_NAME, output_from_arrays, read_onnx_metadata
+from drscreen.inference.onnx_backend import INPUT_NAME, ExportMetadata, output_from_arrays
 from drscreen.inference.probabilities import amp_dtype_for
 from drscreen.models import ModelOutput
 
 #: OpenVINO's name of the inference precision of an autocast dtype (None: full precision).
 OPENVINO_PRECISIONS: dict[torch.dtype | None, str] = {None: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
+#: The autocast dtype of an OpenVINO element type name (``Type.get_type_name()``; f32: None).
+TORCH_PRECISIONS: dict[str, torch.dtype | None] = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}
 
 
 class OpenVinoBackend:
@@ -31,9 +33,10 @@ class OpenVinoBackend:
     Args:
         path: an ONNX file written by ``drscreen.export.export_model`` (fp32 or ``int8=True``).
         amp: ``drscreen.inference.AMP_SETTINGS``: ``"fp32"`` (exact up to float rounding),
-            ``"bf16"`` (OpenVINO's bf16 inference precision: AVX-512 BF16 or AMX; where the CPU
-            has neither, OpenVINO runs f32 and ``amp_dtype`` says so), ``"fp16"``; ``"auto"`` is
-            full precision, as for PyTorch on a CPU.
+            ``"bf16"`` / ``"fp16"`` (OpenVINO's reduced inference precision; OpenVINO chooses
+            what the CPU runs natively, e.g. bf16 for fp16 on AVX-512 BF16 and f32 on a CPU with
+            neither), ``"auto"``: full precision, as for PyTorch on a CPU. ``amp_dtype`` is the
+            precision OpenVINO chose.
         threads: inference threads (default ``torch.get_num_threads()``, like ``OnnxBackend``).
 
     Inputs (B, 3, S, S) float32 go in as NumPy arrays; outputs come back as float32 CPU tensors.
@@ -45,9 +48,11 @@ class OpenVinoBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
-        self.metadata = read_onnx_metadata(self.path)
         self.core = openvino.Core()
         self.model = self.core.read_model(str(self.path))
+        framework = self.model.get_rt_info()["framework"] if "framework" in self.model.get_rt_info() else {}
+        strings = {key: framework[key].astype(str) for key in framework}
+        self.metadata = ExportMetadata.from_strings(strings, self.path)
         self.output_names: tuple[str, ...] = tuple(output.get_any_name() for output in self.model.outputs)
         self.lesion_classes: tuple[str, ...] = self.metadata.lesion_classes
         self.lesion_activation: str = self.metadata.lesion_activation
@@ -57,13 +62,11 @@ class OpenVinoBackend:
             "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[amp_dtype_for(amp, self.device)],
             "PERFORMANCE_HINT": "LATENCY",
         }
+        self.core.set_property("CPU", {"INFERENCE_PRECISION_HINT": self.config["INFERENCE_PRECISION_HINT"]})
+        chosen = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+        #: The precision OpenVINO runs in (the autocast dtype in ``TorchBackend``'s terms; None: f32).
+        self.amp_dtype: torch.dtype | None = TORCH_PRECISIONS[chosen]
         self._compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
-        asked = amp_dtype_for(amp, self.device)
-        capabilities = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        native = {torch.bfloat16: "BF16", torch.float16: "FP16"}
-        #: The precision OpenVINO runs in (the autocast dtype in ``TorchBackend``'s terms; None: f32):
-        #: the one asked for where the CPU has it natively, else f32 (OpenVINO's own fallback).
-        self.amp_dtype: torch.dtype | None = asked if asked is not None and native[asked] in capabilities else None
 
     def _compile(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
         """The network compiled for inputs of ``shape`` (B, 3, S, S) and its infer request (made once)."""
@@ -76,10 +79,12 @@ class OpenVinoBackend:
 
     def __call__(self, images: Tensor) -> ModelOutput:
         """One forward of (B, 3, S, S) inputs -> ``ModelOutput`` of float32 CPU tensors."""
+        from openvino import PartialShape
+
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
         exported = self.model.inputs[0].get_partial_shape()
-        if exported.is_static and tuple(exported.to_shape()) != array.shape:
-            raise ValueError(f"{self.path} takes {INPUT_NAME} of shape {tuple(exported.to_shape())}, got {array.shape}")
+        if not exported.compatible(PartialShape(list(array.shape))):
+            raise ValueError(f"{self.path} takes {INPUT_NAME} of shape {exported}, got {array.shape}")
         compiled, request = self._compile(tuple(array.shape))
         results = request.infer({INPUT_NAME: array})
         return output_from_arrays(self.output_names, [results[compiled.output(name)].copy() for name in self.output_names])

@@ -25,7 +25,13 @@ from drscreen.grading import OperatingPoint, decode_grades, referable_scores
 from drscreen.inference.backends import InferenceBackend, TorchBackend
 from drscreen.inference.onnx_backend import DEVICE_PROVIDERS, OnnxBackend
 from drscreen.inference.openvino_backend import OpenVinoBackend
-from drscreen.inference.probabilities import TTA_FLIPS, grade_probabilities, lesion_probabilities, tta_forward
+from drscreen.inference.probabilities import (
+    TTA_FLIPS,
+    amp_dtype_for,
+    grade_probabilities,
+    lesion_probabilities,
+    tta_forward,
+)
 from drscreen.io import InputError
 from drscreen.io.draft import read_reduced, reduce_photograph
 from drscreen.models import ModelOutput
@@ -95,8 +101,8 @@ class FileOutcome:
     error: InputError | None = None
 
 
-#: Runtimes that run an exported ONNX file (``Predictor.from_onnx``).
-ONNX_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
+#: Runtimes that run an exported ONNX file (``Predictor.from_onnx``): ONNX Runtime and OpenVINO.
+ONNX_RUNTIMES: tuple[str, ...] = ("onnx", "openvino")
 
 
 def onnx_file_backend(
@@ -105,14 +111,14 @@ def onnx_file_backend(
     """The backend of ``runtime`` (``ONNX_RUNTIMES``) for the exported ONNX file at ``path``."""
     if runtime == "openvino":
         if device != "cpu" or providers is not None:
-            raise ValueError(f"OpenVINO runs on the CPU here; device {device!r} and providers need runtime='onnxruntime'")
+            raise ValueError(f"OpenVINO runs on the CPU here; device {device!r} and providers need runtime='onnx'")
         return OpenVinoBackend(path, amp=amp)
-    if runtime != "onnxruntime":
+    if runtime != "onnx":
         raise ValueError(f"runtime must be one of {', '.join(ONNX_RUNTIMES)}, got {runtime!r}")
-    if amp != "fp32":
-        raise ValueError(f"ONNX Runtime runs exported files in full precision; amp {amp!r} needs runtime='openvino'")
     if providers is None and device not in DEVICE_PROVIDERS:
         raise ValueError(f"device must be one of {sorted(DEVICE_PROVIDERS)} for ONNX Runtime, got {device!r}")
+    if amp_dtype_for(amp, torch.device(device)) is not None:
+        raise ValueError(f"ONNX Runtime runs exported files in full precision; amp {amp!r} needs runtime='openvino'")
     return OnnxBackend(path, providers=providers or DEVICE_PROVIDERS[device])
 
 
@@ -253,7 +259,7 @@ class Predictor:
         operating_point: str | OperatingPoint | None = None,
         device: str = "cpu",
         providers: Sequence[str] | None = None,
-        runtime: str = "onnxruntime",
+        runtime: str = "onnx",
         amp: str = "fp32",
         **settings: Any,
     ) -> Predictor:
@@ -262,8 +268,8 @@ class Predictor:
         The preprocessing, DR decoding, operating point and referable sources come from the
         file's metadata exactly as ``from_packed`` takes them from the packed file; ``inputs``,
         ``quality_gate``, ``operating_point`` and ``settings`` mean what they mean there.
-        ``runtime``: ``"onnxruntime"`` (``OnnxBackend``; ``device`` ``"cpu"`` or ``"cuda"``, the
-        providers of ``DEVICE_PROVIDERS``, unless ``providers`` names them; full precision) or
+        ``runtime``: ``"onnx"`` (ONNX Runtime, ``OnnxBackend``; ``device`` ``"cpu"`` or ``"cuda"``,
+        the providers of ``DEVICE_PROVIDERS``, unless ``providers`` names them; full precision) or
         ``"openvino"`` (``OpenVinoBackend``, CPU only; ``amp`` ``"bf16"`` for its bf16 precision).
         ``packed`` stays ``None``; ``weights_path`` is ``path``.
         """

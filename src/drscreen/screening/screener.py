@@ -31,7 +31,7 @@ import torch
 from drscreen._version import __version__
 from drscreen.explain import Explanation, explain_default
 from drscreen.grading import DME_GRADE_NAMES, DR_GRADE_NAMES
-from drscreen.inference import Prediction, Predictor
+from drscreen.inference import ONNX_RUNTIMES, Prediction, Predictor
 from drscreen.io.draft import MIN_LONG_SIDE
 from drscreen.models.pretrained import DEFAULT_LESION_MODEL_FILE, DEFAULT_MODEL_FILE, load_pretrained
 from drscreen.preprocess import CropGeometry, PreparedImage
@@ -52,9 +52,7 @@ from drscreen.screening.schema import (
 )
 
 #: Runtimes a Screener can run the network on.
-RUNTIMES: tuple[str, ...] = ("torch", "onnx", "openvino")
-#: The ``Predictor.from_onnx`` runtime of each Screener runtime that runs an exported ONNX file.
-ONNX_FILE_RUNTIMES: dict[str, str] = {"onnx": "onnxruntime", "openvino": "openvino"}
+RUNTIMES: tuple[str, ...] = ("torch", *ONNX_RUNTIMES)
 #: ``Screener(lesion_model=DEFAULT_LESION_MODEL)``: the shipped lesion model, ``DEFAULT_LESION_MODEL_FILE``.
 DEFAULT_LESION_MODEL = "default"
 #: Where JPEG files are decoded (``Screener(jpeg_decode=...)``).
@@ -132,8 +130,8 @@ class Screener:
             nvJPEG on a GPU; ``drscreen.screening.gpu``) or ``"auto"``: the device when it is a
             GPU, else the CPU. The two decoders differ by about one grey level, so the decoder is
             part of the settings every result records.
-        runtime: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO, CPU; ``amp``
-            ``"bf16"`` for its bf16 precision): with the last two, ``model`` may be an ``.onnx``
+        runtime: ``"torch"``, ``"onnx"`` (ONNX Runtime, full precision only) or ``"openvino"``
+            (OpenVINO, CPU; ``amp`` ``"bf16"`` for its bf16 precision): with the last two, ``model`` may be an ``.onnx``
             file from ``drscreen export`` (``--int8`` too); a packed file is exported to a
             temporary ONNX file first.
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
@@ -167,10 +165,10 @@ class Screener:
         if jpeg_decode not in JPEG_DECODERS:
             raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODERS)}, got {jpeg_decode!r}")
         exported = [str(m) for m in (model, lesion_model) if isinstance(m, str | Path) and Path(m).suffix.lower() == ".onnx"]
-        if exported and runtime not in ONNX_FILE_RUNTIMES:
+        if exported and runtime not in ONNX_RUNTIMES:
             raise ValueError(f"{', '.join(exported)}: an .onnx file runs on runtime 'onnx' or 'openvino', not {runtime!r}")
         explainer = None
-        if predictor is None and runtime in ONNX_FILE_RUNTIMES:
+        if predictor is None and runtime in ONNX_RUNTIMES:
             predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain, runtime, amp)
         elif predictor is None:
             predictor = Predictor.from_packed(
@@ -199,8 +197,8 @@ class Screener:
             "optic_disc": bool(validated.get("optic_disc", False)),
             "explanation": False,
         }
-        weights = Path(model) if runtime in ONNX_FILE_RUNTIMES and model is not None else predictor.weights_path
-        if weights is None and (predictor.packed is not None or runtime in ONNX_FILE_RUNTIMES):
+        weights = Path(model) if runtime in ONNX_RUNTIMES and model is not None else predictor.weights_path
+        if weights is None and (predictor.packed is not None or runtime in ONNX_RUNTIMES):
             weights = DEFAULT_MODEL_FILE
         self.weights_sha256 = file_sha256(weights) if weights is not None and weights.is_file() else "unknown"
         self.model_name = str(info.get("name", "unnamed model"))
@@ -443,11 +441,11 @@ def _lesion_predictor(
         return lesion_model.with_quality_gate(False)
     if lesion_model == DEFAULT_LESION_MODEL:
         lesion_model = DEFAULT_LESION_MODEL_FILE
-    if runtime in ONNX_FILE_RUNTIMES:
+    if runtime in ONNX_RUNTIMES:
         predictor, _ = _onnx_predictor(
             lesion_model, None, device, batch_size, explain=False, runtime=runtime, amp=amp, quality_gate=False
         )
-        predictor.weights_path = Path(lesion_model)  # the packed file the ONNX model was exported from
+        predictor.weights_path = Path(lesion_model)  # the .onnx file, or the packed file it was exported from
         return predictor
     return Predictor.from_packed(
         lesion_model, quality_gate=False, device=device, amp=amp, channels_last=channels_last, batch_size=batch_size
@@ -476,12 +474,11 @@ def _onnx_predictor(
     amp: str = "fp32",
     quality_gate: bool = True,
 ) -> tuple[Predictor, Any]:
-    """A predictor of ``runtime`` (``ONNX_FILE_RUNTIMES``) for ``model`` (an ``.onnx`` file, or a
+    """A predictor of ``runtime`` (``ONNX_RUNTIMES``) for ``model`` (an ``.onnx`` file, or a
     packed file exported to a temporary one) and the PyTorch network for explanations (None for
-    a bare ``.onnx`` file). ``amp``: OpenVINO's precision (ONNX Runtime runs full precision)."""
+    a bare ``.onnx`` file). ``amp``: the precision (ONNX Runtime refuses anything but full)."""
     options = {"quality_gate": quality_gate, "operating_point": operating_point, "device": device,
-               "batch_size": batch_size, "runtime": ONNX_FILE_RUNTIMES[runtime],
-               "amp": amp if runtime == "openvino" else "fp32"}  # fmt: skip
+               "batch_size": batch_size, "runtime": runtime, "amp": amp}  # fmt: skip
     if model is not None and Path(model).suffix.lower() == ".onnx":
         return Predictor.from_onnx(model, **options), None
     from drscreen.export import export_model
