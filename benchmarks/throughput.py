@@ -152,6 +152,11 @@ def end_to_end(paths: Sequence[Path], out: Path, screener: Screener, workers: in
     return rate(len(paths), seconds)
 
 
+def findings(result: Any) -> list[tuple[str, str]]:
+    """The (lesion code, region) of each of an ``ImageResult``'s lesion findings, in order."""
+    return [(finding.code, finding.region) for finding in result.lesions]
+
+
 def agreement(first: Path, second: Path) -> dict[str, Any]:
     """How the results of two folders of the same photographs agree (DR grade, gate, probabilities)."""
     a = {r.id: r for r in iter_results(first)}
@@ -162,8 +167,7 @@ def agreement(first: Path, second: Path) -> dict[str, Any]:
         "same_status": sum(a[i].status == b[i].status for i in a),
         "same_dr_grade": sum(a[i].dr.grade == b[i].dr.grade for i in both_graded),  # type: ignore[union-attr]
         "graded_by_both": len(both_graded),
-        "same_lesion_findings": sum([(f.code, f.region) for f in a[i].lesions] == [(f.code, f.region) for f in b[i].lesions]
-                                    for i in both_graded),
+        "same_lesion_findings": sum(findings(a[i]) == findings(b[i]) for i in both_graded),
         "max_dr_probability_difference": round(max((float(np.abs(np.subtract(a[i].dr.probabilities,  # type: ignore[union-attr]
                                                  b[i].dr.probabilities)).max()) for i in both_graded), default=0.0), 6),  # type: ignore[union-attr]
     }  # fmt: skip
@@ -292,7 +296,9 @@ def main() -> None:
                 f"{name} end to end with the lesion model, OpenVINO bf16",
                 lambda p=paths, n=name: end_to_end(p, scratch / f"out_{n}_openvino", openvino_bf16, args.workers),
             )  # fmt: skip
-            row["openvino_bf16_vs_torch_fp32"] = agreement(scratch / f"out_{name}_lesions", scratch / f"out_{name}_openvino")
+            row["openvino_bf16_vs_torch_fp32"] = agreement(
+                scratch / f"out_{name}_lesions", scratch / f"out_{name}_openvino"
+            )
             saliency_paths = paths[: args.saliency]
             row["end_to_end_saliency_fp32_per_s"] = timed(
                 f"{name} end to end with saliency",

@@ -260,6 +260,7 @@ def test_cli_exports_a_packed_model(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_the_runtimes_are_imported_only_when_their_backend_is_used() -> None:
-    code = "import sys, drscreen.inference, drscreen.export; print('onnxruntime' in sys.modules, 'openvino' in sys.modules)"
+    code = ("import sys, drscreen.inference, drscreen.export; "
+            "print('onnxruntime' in sys.modules, 'openvino' in sys.modules)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "False False"

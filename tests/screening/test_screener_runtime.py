@@ -17,7 +17,8 @@ def test_exported_runtimes_screen_like_torch(runtime: str, backend: str) -> None
     torch_results = [o for o in Screener(explain=False).screen(inputs)]
     onnx_screener = Screener(explain=False, runtime=runtime)
     onnx_results = [o for o in onnx_screener.screen(inputs)]
-    assert onnx_screener.settings["runtime"] == backend and onnx_screener.settings_key != Screener(explain=False).settings_key
+    assert onnx_screener.settings["runtime"] == backend
+    assert onnx_screener.settings_key != Screener(explain=False).settings_key
     assert onnx_screener.lesion_provenance is not None and onnx_screener.lesion_provenance.runtime == backend
     for expected, got in zip(torch_results, onnx_results):
         assert isinstance(expected, ScreenedImage) and isinstance(got, ScreenedImage)

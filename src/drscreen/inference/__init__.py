@@ -12,10 +12,10 @@ from drscreen.inference.backends import InferenceBackend, TorchBackend
 from drscreen.inference.onnx_backend import ExportMetadata, OnnxBackend
 from drscreen.inference.openvino_backend import OpenVinoBackend
 from drscreen.inference.predictor import (
+    ONNX_RUNTIMES,
     BatchProbabilities,
     FileOutcome,
     Prediction,
-    ONNX_RUNTIMES,
     Predictor,
     PredictorSettings,
     onnx_file_backend,

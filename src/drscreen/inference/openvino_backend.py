@@ -87,4 +87,5 @@ class OpenVinoBackend:
             raise ValueError(f"{self.path} takes {INPUT_NAME} of shape {exported}, got {array.shape}")
         compiled, request = self._compile(tuple(array.shape))
         results = request.infer({INPUT_NAME: array})
-        return output_from_arrays(self.output_names, [results[compiled.output(name)].copy() for name in self.output_names])
+        arrays = [results[compiled.output(name)].copy() for name in self.output_names]
+        return output_from_arrays(self.output_names, arrays)

@@ -131,9 +131,9 @@ class Screener:
             GPU, else the CPU. The two decoders differ by about one grey level, so the decoder is
             part of the settings every result records.
         runtime: ``"torch"``, ``"onnx"`` (ONNX Runtime, full precision only) or ``"openvino"``
-            (OpenVINO, CPU; ``amp`` ``"bf16"`` for its bf16 precision): with the last two, ``model`` may be an ``.onnx``
-            file from ``drscreen export`` (``--int8`` too); a packed file is exported to a
-            temporary ONNX file first.
+            (OpenVINO, CPU; ``amp`` ``"bf16"`` for its bf16 precision): with the last two,
+            ``model`` may be an ``.onnx`` file from ``drscreen export`` (``--int8`` too); a packed
+            file is exported to a temporary ONNX file first.
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
         lesion_model: the separate lesion segmenter whose maps give the lesion findings, the
             overlays and the optic disc: ``DEFAULT_LESION_MODEL`` (``"default"``: the shipped
@@ -164,9 +164,12 @@ class Screener:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if jpeg_decode not in JPEG_DECODERS:
             raise ValueError(f"jpeg_decode must be one of {', '.join(JPEG_DECODERS)}, got {jpeg_decode!r}")
-        exported = [str(m) for m in (model, lesion_model) if isinstance(m, str | Path) and Path(m).suffix.lower() == ".onnx"]
+        exported = [str(m) for m in (model, lesion_model)
+                    if isinstance(m, str | Path) and Path(m).suffix.lower() == ".onnx"]  # fmt: skip
         if exported and runtime not in ONNX_RUNTIMES:
-            raise ValueError(f"{', '.join(exported)}: an .onnx file runs on runtime 'onnx' or 'openvino', not {runtime!r}")
+            raise ValueError(
+                f"{', '.join(exported)}: an .onnx file runs on runtime 'onnx' or 'openvino', not {runtime!r}"
+            )
         explainer = None
         if predictor is None and runtime in ONNX_RUNTIMES:
             predictor, explainer = _onnx_predictor(model, operating_point, device, batch_size, explain, runtime, amp)

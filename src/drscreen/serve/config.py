@@ -23,7 +23,8 @@ class ServeConfig:
 
     ``workers``: screening threads in this process (0: a web-only process; other processes on the
     same database screen). ``screener_factory``: builds one screener per worker thread (default:
-    the shipped models with explanations, on ``runtime`` in ``amp``: ``drscreen.screening.Screener``). ``job_lease_seconds``: a running job whose worker sent no
+    the shipped models with explanations, on ``runtime`` in ``amp``:
+    ``drscreen.screening.Screener``). ``job_lease_seconds``: a running job whose worker sent no
     heartbeat for this long is claimed again (its process died). Upload limits: bytes per file and
     files per request.
     """
