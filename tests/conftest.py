@@ -60,3 +60,16 @@ def pytest_runtest_makereport(
     report = yield
     skip_is_failure_in_ci(report)
     return report
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ONNX exports made by the tests (``drscreen.export.cached_onnx_export``) go to a temporary
+    folder, never to the user's cache; subprocesses inherit it."""
+    previous = os.environ.get("DRSCREEN_CACHE_DIR")
+    os.environ["DRSCREEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("drscreen-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("DRSCREEN_CACHE_DIR", None)
+    else:
+        os.environ["DRSCREEN_CACHE_DIR"] = previous

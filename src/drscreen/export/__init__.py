@@ -2,9 +2,12 @@
 and ``Predictor.from_onnx``) and TorchScript, with the packed metadata inside the file (``drscreen export``)."""
 
 from drscreen.export.exporter import (
+    EXPORT_CACHE_ENV,
     EXPORT_FORMATS,
     ONNX_OPSET,
     ContractOutputs,
+    cached_onnx_export,
+    export_cache_dir,
     export_model,
     load_torchscript,
     read_export_metadata,
@@ -12,9 +15,12 @@ from drscreen.export.exporter import (
 )
 
 __all__ = [
+    "EXPORT_CACHE_ENV",
     "EXPORT_FORMATS",
     "ONNX_OPSET",
     "ContractOutputs",
+    "cached_onnx_export",
+    "export_cache_dir",
     "export_model",
     "load_torchscript",
     "read_export_metadata",

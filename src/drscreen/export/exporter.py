@@ -29,6 +29,8 @@ and ran slower on CPU (benchmarks/quantization.py), so the grader is exported in
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
 import tempfile
 import warnings
 import zipfile
@@ -314,3 +316,41 @@ def _remove_unused_nodes(graph: Any) -> None:
             return
         for node in unused:
             graph.node.remove(node)
+
+
+#: Environment variable naming the folder of cached ONNX exports (``cached_onnx_export``).
+EXPORT_CACHE_ENV = "DRSCREEN_CACHE_DIR"
+
+
+def export_cache_dir() -> Path:
+    """``$DRSCREEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/drscreen``, else ``~/.cache/drscreen``."""
+    if os.environ.get(EXPORT_CACHE_ENV):
+        return Path(os.environ[EXPORT_CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drscreen"
+
+
+def cached_onnx_export(packed_file: str | Path) -> Path:
+    """The fp32 ONNX export (``export_model``, dynamic batch) of the packed file, made once.
+
+    The file lives in ``export_cache_dir()/onnx`` under a name keyed by the SHA-256 of the packed
+    file's bytes, of this exporter's source and of the torch version, so a changed model or
+    exporter is exported again; it is written under a temporary name and renamed, so processes
+    exporting at the same time (torchrun ranks) never read a partial file. Raises ``OSError``
+    when the cache folder cannot be written (callers export to a temporary file instead).
+    """
+    packed_file = Path(packed_file)
+    digest = hashlib.sha256()
+    digest.update(packed_file.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    digest.update(torch.__version__.encode())
+    target = export_cache_dir() / "onnx" / f"{packed_file.stem}-{digest.hexdigest()[:32]}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        export_model(packed_file, partial, "onnx")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

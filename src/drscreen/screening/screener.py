@@ -133,7 +133,7 @@ class Screener:
         runtime: ``"torch"``, ``"onnx"`` (ONNX Runtime, full precision only) or ``"openvino"``
             (OpenVINO, CPU; ``amp`` ``"bf16"`` for its bf16 precision): with the last two,
             ``model`` may be an ``.onnx`` file from ``drscreen export`` (``--int8`` too); a packed
-            file is exported to a temporary ONNX file first.
+            file is exported once and kept in the export cache (``drscreen.export.cached_onnx_export``).
         predictor: a ready predictor instead of ``model`` (its quality gate is forced on).
         lesion_model: the separate lesion segmenter whose maps give the lesion findings, the
             overlays and the optic disc: ``DEFAULT_LESION_MODEL`` (``"default"``: the shipped
@@ -200,8 +200,8 @@ class Screener:
             "optic_disc": bool(validated.get("optic_disc", False)),
             "explanation": False,
         }
-        weights = Path(model) if runtime in ONNX_RUNTIMES and model is not None else predictor.weights_path
-        if weights is None and (predictor.packed is not None or runtime in ONNX_RUNTIMES):
+        weights = predictor.weights_path
+        if weights is None and predictor.packed is not None:
             weights = DEFAULT_MODEL_FILE
         self.weights_sha256 = file_sha256(weights) if weights is not None and weights.is_file() else "unknown"
         self.model_name = str(info.get("name", "unnamed model"))
@@ -448,7 +448,6 @@ def _lesion_predictor(
         predictor, _ = _onnx_predictor(
             lesion_model, None, device, batch_size, explain=False, runtime=runtime, amp=amp, quality_gate=False
         )
-        predictor.weights_path = Path(lesion_model)  # the .onnx file, or the packed file it was exported from
         return predictor
     return Predictor.from_packed(
         lesion_model, quality_gate=False, device=device, amp=amp, channels_last=channels_last, batch_size=batch_size
@@ -478,20 +477,26 @@ def _onnx_predictor(
     quality_gate: bool = True,
 ) -> tuple[Predictor, Any]:
     """A predictor of ``runtime`` (``ONNX_RUNTIMES``) for ``model`` (an ``.onnx`` file, or a
-    packed file exported to a temporary one) and the PyTorch network for explanations (None for
-    a bare ``.onnx`` file). ``amp``: the precision (ONNX Runtime refuses anything but full)."""
+    packed file, None: the shipped one, exported once into the export cache) and the PyTorch
+    network for explanations (None for a bare ``.onnx`` file). ``weights_path`` is the file the
+    user named (the packed file, not its export). ``amp``: the precision (ONNX Runtime refuses
+    anything but full)."""
     options = {"quality_gate": quality_gate, "operating_point": operating_point, "device": device,
                "batch_size": batch_size, "runtime": runtime, "amp": amp}  # fmt: skip
     if model is not None and Path(model).suffix.lower() == ".onnx":
         return Predictor.from_onnx(model, **options), None
-    from drscreen.export import export_model
+    from drscreen.export import cached_onnx_export, export_model
 
-    packed = load_pretrained(model)
-    with tempfile.TemporaryDirectory(prefix="drscreen-onnx-") as folder:  # the runtime keeps the model in memory
-        onnx_file = Path(folder) / "model.onnx"
-        export_model(packed, onnx_file, "onnx")
-        predictor = Predictor.from_onnx(onnx_file, **options)
-    return predictor, packed.model if explain else None
+    packed_file = Path(model) if model is not None else DEFAULT_MODEL_FILE
+    try:
+        predictor = Predictor.from_onnx(cached_onnx_export(packed_file), **options)
+    except OSError:  # no writable cache folder: export for this run only
+        with tempfile.TemporaryDirectory(prefix="drscreen-onnx-") as folder:  # the runtime keeps the model in memory
+            onnx_file = Path(folder) / "model.onnx"
+            export_model(packed_file, onnx_file, "onnx")
+            predictor = Predictor.from_onnx(onnx_file, **options)
+    predictor.weights_path = packed_file  # the packed file the ONNX model was exported from
+    return predictor, load_pretrained(packed_file).model if explain else None
 
 
 def _landmark_result(landmarks: Landmarks) -> LandmarkResult:
