@@ -169,6 +169,13 @@ def default_session(path: Path) -> Forward:
     return lambda images: session.run(None, {"images": images.numpy()})
 
 
+def model_latency_rows(latency: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown rows of a model-only latency table: p50, p95 and p50 relative to ONNX Runtime fp32."""
+    base = latency["onnxruntime fp32"]["p50_ms"]
+    return [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p50_ms'] / base:.2f} |"
+            for name, row in latency.items()]  # fmt: skip
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as the markdown table of docs/performance.md."""
     photo, single, batch, u2xs = results["photograph"], results["single"], results["batch32"], results["u2net_xs_512"]
@@ -199,9 +206,7 @@ def markdown(results: dict[str, Any]) -> str:
         "runs; goal p50 <= 100 ms on 2 cores):",
         "", "| runtime | p50 ms | p95 ms | p50 vs onnxruntime fp32 |", "|---|---|---|---|",
     ]  # fmt: skip
-    u2xs_base = u2xs["onnxruntime fp32"]["p50_ms"]
-    lines += [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p50_ms'] / u2xs_base:.2f} |"
-              for name, row in u2xs.items()]  # fmt: skip
+    lines += model_latency_rows(u2xs)
     lesions = results.get("lesion_model")
     if lesions is not None:
         lines += [
@@ -209,9 +214,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{results['model_runs']} interleaved runs):",
             "", "| runtime | p50 ms | p95 ms | p50 vs onnxruntime fp32 |", "|---|---|---|---|",
         ]  # fmt: skip
-        lesion_base = lesions["latency"]["onnxruntime fp32"]["p50_ms"]
-        lines += [f"| {name} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p50_ms'] / lesion_base:.2f} |"
-                  for name, row in lesions["latency"].items()]  # fmt: skip
+        lines += model_latency_rows(lesions["latency"])
     return "\n".join(lines) + "\n"
 
 

@@ -50,7 +50,8 @@ class OpenVinoBackend:
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
         self.core = openvino.Core()
         self.model = self.core.read_model(str(self.path))
-        framework = self.model.get_rt_info()["framework"] if "framework" in self.model.get_rt_info() else {}
+        info = self.model.get_rt_info()
+        framework = info["framework"] if "framework" in info else {}
         strings = {key: framework[key].astype(str) for key in framework}
         self.metadata = ExportMetadata.from_strings(strings, self.path)
         self.output_names: tuple[str, ...] = tuple(output.get_any_name() for output in self.model.outputs)
@@ -69,8 +70,14 @@ class OpenVinoBackend:
         self._compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def _compile(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
-        """The network compiled for inputs of ``shape`` (B, 3, S, S) and its infer request (made once)."""
+        """The network compiled for inputs of ``shape`` (B, 3, S, S) and its infer request (made
+        once); a shape the export does not take (only its batch axis is free) is a ``ValueError``."""
         if shape not in self._compiled:
+            from openvino import PartialShape
+
+            exported = self.model.inputs[0].get_partial_shape()
+            if not exported.compatible(PartialShape(list(shape))):
+                raise ValueError(f"{self.path} takes {INPUT_NAME} of shape {exported}, got {shape}")
             model = self.model.clone()
             model.reshape({INPUT_NAME: list(shape)})
             compiled = self.core.compile_model(model, "CPU", self.config)
@@ -79,12 +86,7 @@ class OpenVinoBackend:
 
     def __call__(self, images: Tensor) -> ModelOutput:
         """One forward of (B, 3, S, S) inputs -> ``ModelOutput`` of float32 CPU tensors."""
-        from openvino import PartialShape
-
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        exported = self.model.inputs[0].get_partial_shape()
-        if not exported.compatible(PartialShape(list(array.shape))):
-            raise ValueError(f"{self.path} takes {INPUT_NAME} of shape {exported}, got {array.shape}")
         compiled, request = self._compile(tuple(array.shape))
         results = request.infer({INPUT_NAME: array})
         arrays = [results[compiled.output(name)].copy() for name in self.output_names]
